@@ -1,0 +1,1 @@
+"""The matching engine: one deterministic order book per market (pure core)."""
