@@ -13,7 +13,13 @@ from crossbook.domain.enums import OrderType, SelfTradePrevention, Side, TimeInF
 
 
 class PlaceOrder(
-    msgspec.Struct, frozen=True, tag="place", tag_field="kind", array_like=True, gc=False, kw_only=True
+    msgspec.Struct,
+    frozen=True,
+    tag="place",
+    tag_field="kind",
+    array_like=True,
+    gc=False,
+    kw_only=True,
 ):
     """Submit a new order.
 
@@ -43,7 +49,13 @@ class PlaceOrder(
 
 
 class CancelOrder(
-    msgspec.Struct, frozen=True, tag="cancel", tag_field="kind", array_like=True, gc=False, kw_only=True
+    msgspec.Struct,
+    frozen=True,
+    tag="cancel",
+    tag_field="kind",
+    array_like=True,
+    gc=False,
+    kw_only=True,
 ):
     """Cancel one order of ``owner``, by ``order_id`` or else by ``client_order_id``."""
 
@@ -55,7 +67,15 @@ class CancelOrder(
     client_order_id: str = ""
 
 
-class CancelAll(msgspec.Struct, frozen=True, tag="cancel_all", tag_field="kind", array_like=True, gc=False, kw_only=True):
+class CancelAll(
+    msgspec.Struct,
+    frozen=True,
+    tag="cancel_all",
+    tag_field="kind",
+    array_like=True,
+    gc=False,
+    kw_only=True,
+):
     """Cancel every open order (resting and untriggered stops) of ``owner`` in ``market``."""
 
     seq: int
@@ -65,7 +85,13 @@ class CancelAll(msgspec.Struct, frozen=True, tag="cancel_all", tag_field="kind",
 
 
 class AmendOrder(
-    msgspec.Struct, frozen=True, tag="amend", tag_field="kind", array_like=True, gc=False, kw_only=True
+    msgspec.Struct,
+    frozen=True,
+    tag="amend",
+    tag_field="kind",
+    array_like=True,
+    gc=False,
+    kw_only=True,
 ):
     """Change a resting order's price and/or total quantity (0 = unchanged).
 

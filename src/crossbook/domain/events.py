@@ -24,10 +24,10 @@ from crossbook.domain.enums import (
     TimeInForce,
 )
 
-_opts = {"frozen": True, "array_like": True, "gc": False, "tag_field": "kind"}
 
-
-class OrderAccepted(msgspec.Struct, tag="accepted", **_opts):  # type: ignore[call-arg]
+class OrderAccepted(
+    msgspec.Struct, tag="accepted", frozen=True, array_like=True, gc=False, tag_field="kind"
+):
     seq: int
     ts: int
     market: str
@@ -45,7 +45,9 @@ class OrderAccepted(msgspec.Struct, tag="accepted", **_opts):  # type: ignore[ca
     post_only: bool
 
 
-class OrderRejected(msgspec.Struct, tag="rejected", **_opts):  # type: ignore[call-arg]
+class OrderRejected(
+    msgspec.Struct, tag="rejected", frozen=True, array_like=True, gc=False, tag_field="kind"
+):
     seq: int
     ts: int
     market: str
@@ -55,7 +57,9 @@ class OrderRejected(msgspec.Struct, tag="rejected", **_opts):  # type: ignore[ca
     reason: RejectReason
 
 
-class OrderFilled(msgspec.Struct, tag="filled", **_opts):  # type: ignore[call-arg]
+class OrderFilled(
+    msgspec.Struct, tag="filled", frozen=True, array_like=True, gc=False, tag_field="kind"
+):
     """One match between a taker and a resting maker, at the maker's price."""
 
     seq: int
@@ -73,7 +77,9 @@ class OrderFilled(msgspec.Struct, tag="filled", **_opts):  # type: ignore[call-a
     maker_leaves: int
 
 
-class OrderCancelled(msgspec.Struct, tag="cancelled", **_opts):  # type: ignore[call-arg]
+class OrderCancelled(
+    msgspec.Struct, tag="cancelled", frozen=True, array_like=True, gc=False, tag_field="kind"
+):
     seq: int
     ts: int
     market: str
@@ -84,7 +90,9 @@ class OrderCancelled(msgspec.Struct, tag="cancelled", **_opts):  # type: ignore[
     reason: CancelReason
 
 
-class OrderExpired(msgspec.Struct, tag="expired", **_opts):  # type: ignore[call-arg]
+class OrderExpired(
+    msgspec.Struct, tag="expired", frozen=True, array_like=True, gc=False, tag_field="kind"
+):
     seq: int
     ts: int
     market: str
@@ -95,7 +103,9 @@ class OrderExpired(msgspec.Struct, tag="expired", **_opts):  # type: ignore[call
     reason: ExpireReason
 
 
-class OrderAmended(msgspec.Struct, tag="amended", **_opts):  # type: ignore[call-arg]
+class OrderAmended(
+    msgspec.Struct, tag="amended", frozen=True, array_like=True, gc=False, tag_field="kind"
+):
     seq: int
     ts: int
     market: str
@@ -108,7 +118,9 @@ class OrderAmended(msgspec.Struct, tag="amended", **_opts):  # type: ignore[call
     priority_kept: bool
 
 
-class OrderTriggered(msgspec.Struct, tag="triggered", **_opts):  # type: ignore[call-arg]
+class OrderTriggered(
+    msgspec.Struct, tag="triggered", frozen=True, array_like=True, gc=False, tag_field="kind"
+):
     """A stop order fired: it now enters the book as a limit or market order."""
 
     seq: int
@@ -121,7 +133,9 @@ class OrderTriggered(msgspec.Struct, tag="triggered", **_opts):  # type: ignore[
     last_price: int
 
 
-class CancelRejected(msgspec.Struct, tag="cancel_rejected", **_opts):  # type: ignore[call-arg]
+class CancelRejected(
+    msgspec.Struct, tag="cancel_rejected", frozen=True, array_like=True, gc=False, tag_field="kind"
+):
     seq: int
     ts: int
     market: str
@@ -131,7 +145,9 @@ class CancelRejected(msgspec.Struct, tag="cancel_rejected", **_opts):  # type: i
     reason: RejectReason
 
 
-class AmendRejected(msgspec.Struct, tag="amend_rejected", **_opts):  # type: ignore[call-arg]
+class AmendRejected(
+    msgspec.Struct, tag="amend_rejected", frozen=True, array_like=True, gc=False, tag_field="kind"
+):
     seq: int
     ts: int
     market: str
@@ -141,7 +157,9 @@ class AmendRejected(msgspec.Struct, tag="amend_rejected", **_opts):  # type: ign
     reason: RejectReason
 
 
-class BookLevelChanged(msgspec.Struct, tag="level", **_opts):  # type: ignore[call-arg]
+class BookLevelChanged(
+    msgspec.Struct, tag="level", frozen=True, array_like=True, gc=False, tag_field="kind"
+):
     """The visible quantity at one price level after a command (0: level removed).
 
     Emitted once per touched level, after the command's other events, in the order

@@ -62,11 +62,11 @@ class Market(msgspec.Struct, frozen=True, kw_only=True):
     def notional_divisor(self) -> int:
         """``price * quantity * 10**quote_scale // notional_divisor`` is the notional
         in quote minor units (before rounding)."""
-        return 10 ** (self.price_scale + self.base_scale)
+        return int(10 ** (self.price_scale + self.base_scale))
 
     def notional_scaled(self, price: int, quantity: int) -> int:
         """Exact notional times :attr:`notional_divisor`, in quote minor units."""
-        return price * quantity * 10**self.quote_scale
+        return price * quantity * int(10**self.quote_scale)
 
     def parse_price(self, text: str) -> int:
         return parse_amount(text, self.price_scale)
@@ -117,11 +117,25 @@ USDT = Asset(code="USDT", scale=6)
 DEFAULT_ASSETS: tuple[Asset, ...] = (BTC, ETH, USDT)
 DEFAULT_MARKETS: tuple[Market, ...] = (
     make_market(
-        "BTCUSDT", BTC, USDT, tick="0.01", step="0.00001",
-        min_quantity="0.00001", max_quantity="9000", min_notional="5", price_scale=2,
+        "BTCUSDT",
+        BTC,
+        USDT,
+        tick="0.01",
+        step="0.00001",
+        min_quantity="0.00001",
+        max_quantity="9000",
+        min_notional="5",
+        price_scale=2,
     ),
     make_market(
-        "ETHUSDT", ETH, USDT, tick="0.01", step="0.0001",
-        min_quantity="0.0001", max_quantity="100000", min_notional="5", price_scale=2,
+        "ETHUSDT",
+        ETH,
+        USDT,
+        tick="0.01",
+        step="0.0001",
+        min_quantity="0.0001",
+        max_quantity="100000",
+        min_notional="5",
+        price_scale=2,
     ),
 )
