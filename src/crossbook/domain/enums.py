@@ -68,6 +68,10 @@ class RejectReason(StrEnum):
     ORDER_NOT_AMENDABLE = "order_not_amendable"
     AMEND_NO_CHANGE = "amend_no_change"
     AMEND_QUANTITY_TOO_LOW = "amend_quantity_too_low"
+    # refused by the account service before the order reaches the engine
+    INSUFFICIENT_BALANCE = "insufficient_balance"
+    QUOTE_QUANTITY_REQUIRED = "quote_quantity_required"
+    QUANTITY_REQUIRED = "quantity_required"
 
 
 class CancelReason(StrEnum):

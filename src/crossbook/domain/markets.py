@@ -48,6 +48,9 @@ class Market(msgspec.Struct, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         if not self.symbol or not self.symbol.isalnum():
             raise ValueError(f"market symbol must be alphanumeric: {self.symbol!r}")
+        for name in ("base_scale", "quote_scale", "price_scale"):
+            if not 0 <= getattr(self, name) <= 36:
+                raise ValueError(f"{self.symbol}: {name} out of range")
         for name in ("tick_size", "step_size", "min_quantity", "max_quantity"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{self.symbol}: {name} must be positive")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-_DECIMAL = re.compile(r"^([+-]?)(\d*)(?:\.(\d*))?$")
+_DECIMAL = re.compile(r"([+-]?)([0-9]*)(?:\.([0-9]*))?", re.ASCII)
 
 
 class AmountError(ValueError):
@@ -27,7 +27,7 @@ def parse_amount(text: str, scale: int) -> int:
         raise TypeError(f"amount must be a decimal string, not {type(text).__name__}")
     if scale < 0:
         raise ValueError("scale must be >= 0")
-    match = _DECIMAL.match(text)
+    match = _DECIMAL.fullmatch(text)
     if match is None:
         raise AmountError(f"not a decimal number: {text!r}")
     sign, whole, frac = match.group(1), match.group(2), match.group(3) or ""
@@ -48,6 +48,8 @@ def format_amount(value: int, scale: int, *, trim: bool = False) -> str:
     """
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"amount must be int, not {type(value).__name__}")
+    if scale < 0:
+        raise ValueError("scale must be >= 0")
     sign = "-" if value < 0 else ""
     digits = str(abs(value))
     if scale == 0:

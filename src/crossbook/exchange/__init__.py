@@ -1,0 +1,1 @@
+"""The embedded exchange: accounts and matching engines as one deterministic machine."""

@@ -1,0 +1,1 @@
+"""Golden scenarios for the matching engine: book before, command, events, book after."""
