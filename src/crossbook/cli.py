@@ -30,8 +30,8 @@ def replay(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Rebuild state from the newest snapshot and the journal; print the state hash."""
-    from crossbook.service import EventsMismatch, describe
     from crossbook.journal.log import JournalCorrupted
+    from crossbook.service import EventsMismatch, describe
 
     if not (data_dir / "journal").is_dir():
         console.print(f"[red]no journal in {data_dir}[/red]")

@@ -13,16 +13,14 @@ import time
 from pathlib import Path
 
 from crossbook.engine.matching import MatchingEngine
-from crossbook.service import recover
 from crossbook.journal.framing import COMMAND, EVENTS
+from crossbook.service import recover
 from tests.service.crash_child import workload_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run_child(
-    data_dir: Path, kill: tuple[int, float] | None
-) -> tuple[int, list[int], bool]:
+def _run_child(data_dir: Path, kill: tuple[int, float] | None) -> tuple[int, list[int], bool]:
     """Run the child; with ``kill=(n, delay)`` SIGKILL it ``delay`` s after its n-th ACK
     (so the kill lands inside a later batch). Returns (start seq, acked seqs, done)."""
     proc = subprocess.Popen(

@@ -232,7 +232,12 @@ class Accounts:
     ) -> None:
         if amount:
             self._post(
-                seq, ts, type_, ref, [Posting(src, asset, -amount), Posting(dst, asset, amount)], out
+                seq,
+                ts,
+                type_,
+                ref,
+                [Posting(src, asset, -amount), Posting(dst, asset, amount)],
+                out,
             )
 
     # -------------------------------------------------------------- commands
