@@ -52,7 +52,7 @@ def _run_child(data_dir: Path, kill: tuple[int, float] | None) -> tuple[int, lis
 
 
 def _journal_seqs(data_dir: Path) -> tuple[list[int], list[int]]:
-    engine, journal, _ = recover(data_dir)
+    _, journal, _ = recover(data_dir)
     commands, events = [], []
     for kind, seq, _payload in journal.records():
         (commands if kind == COMMAND else events).append(seq)
@@ -84,7 +84,7 @@ def test_engine_killed_mid_batch_loses_nothing_acknowledged(tmp_path: Path) -> N
     assert kills >= 1, "the child finished before it could be killed; lengthen the workload"
 
     commands = workload_commands()
-    recovered, journal, stats = recover(data_dir, verify_events=True)
+    recovered, journal, _ = recover(data_dir, verify_events=True)
     journal.close()
     # every command exactly once, in order, each followed by its events record
     cmd_seqs, event_seqs = _journal_seqs(data_dir)

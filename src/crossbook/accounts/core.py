@@ -180,6 +180,10 @@ class Accounts:
         self.last_seq = 0
         self.tx_seq = 0
         self._names: dict[int, tuple[str, str]] = {}
+        self._rates: dict[tuple[str, str], FeeRate] = {}
+        self._scales = {
+            m.symbol: (m.notional_divisor, 10**m.quote_scale) for m in self.markets.values()
+        }
         self._handlers: dict[type, Any] = {
             PlaceOrder: self._place,
             CancelOrder: self._forward,
@@ -257,62 +261,64 @@ class Accounts:
         """What an order of ``leaves`` at ``price`` can still spend (see module doc)."""
         if h.side is not BUY:
             return leaves
-        d = market.notional_divisor
+        d, unit = self._scales[market.symbol]
         paid = h.paid_scaled
-        unit = 10**market.quote_scale
         return _ceil_div(paid + price * leaves * unit, d) - _ceil_div(paid, d)
 
+    def _rate(self, market: str, owner: int) -> FeeRate:
+        key = (market, self.tiers.get(owner, ""))
+        rate = self._rates.get(key)
+        if rate is None:
+            rate = self._rates[key] = self.fees.rate(*key)
+        return rate
+
+    def _reject_order(self, c: PlaceOrder, oid: int, reason: RejectReason) -> Outcome:
+        return Outcome(
+            [OrderRejected(c.seq, c.ts, c.market, oid, c.owner, c.client_order_id, reason)]
+        )
+
     def _place(self, c: PlaceOrder) -> Outcome:
-        market = self.markets.get(c.market)
-        oid = c.order_id or c.seq
+        symbol = c.market
+        market = self.markets.get(symbol)
         if market is None:
             return Outcome(forward=c)  # the engine rejects it; nothing to hold
-
-        def reject(reason: RejectReason) -> Outcome:
-            return Outcome(
-                [OrderRejected(c.seq, c.ts, c.market, oid, c.owner, c.client_order_id, reason)]
-            )
-
-        if (c.market, oid) in self.orders:
-            return reject(RejectReason.DUPLICATE_ORDER_ID)
+        oid = c.order_id or c.seq
+        key = (symbol, oid)
+        if key in self.orders:
+            return self._reject_order(c, oid, RejectReason.DUPLICATE_ORDER_ID)
+        qty, quote, price = c.quantity, c.quote_quantity, c.price
+        if qty < 0 or quote < 0 or price < 0:
+            return Outcome(forward=c)  # malformed: the engine rejects it with its reason
         is_market = c.type in MARKET_TYPES
         buy = c.side is BUY
-        if c.quantity < 0 or c.quote_quantity < 0 or c.price < 0:
-            return Outcome(forward=c)  # malformed: the engine rejects it with its reason
-        if is_market and buy and c.quote_quantity == 0 and c.quantity > 0:
-            return reject(RejectReason.QUOTE_QUANTITY_REQUIRED)
-        if is_market and not buy and c.quote_quantity > 0 and c.quantity == 0:
-            return reject(RejectReason.QUANTITY_REQUIRED)
-        rate = self.fees.rate(c.market, self.tiers.get(c.owner, ""))
-        h = OrderHold(
-            market=c.market,
-            owner=c.owner,
-            client_order_id=c.client_order_id,
-            side=c.side,
-            asset=market.quote if buy else market.base,
-            price=0 if is_market else c.price,
-            quote_sized=is_market and c.quote_quantity > 0 and c.quantity == 0,
-            leaves=c.quantity,
-            held=0,
-            maker_ppm=rate.maker_ppm,
-            taker_ppm=rate.taker_ppm,
-        )
-        if h.quote_sized:
-            need = c.quote_quantity
+        if is_market:
+            if buy and quote == 0 and qty > 0:
+                return self._reject_order(c, oid, RejectReason.QUOTE_QUANTITY_REQUIRED)
+            if not buy and quote > 0 and qty == 0:
+                return self._reject_order(c, oid, RejectReason.QUANTITY_REQUIRED)
+        quote_sized = is_market and quote > 0 and qty == 0
+        if quote_sized:
+            need = quote
         elif buy:
-            need = self._requirement(h, market, c.price, c.quantity)
+            d, unit = self._scales[symbol]
+            need = _ceil_div(price * qty * unit, d)
         else:
-            need = c.quantity
+            need = qty
+        asset = market.quote if buy else market.base
         avail_name, held_name = self.names(c.owner)
-        if need > self.balances.get((avail_name, h.asset), 0):
-            return reject(RejectReason.INSUFFICIENT_BALANCE)
-        out: list[Any] = []
-        ref = f"order:{c.market}:{oid}"
-        self._move(c.seq, c.ts, "hold", ref, h.asset, avail_name, held_name, need, out)
-        h.held = need
-        self.orders[(c.market, oid)] = h
+        if need > self.balances.get((avail_name, asset), 0):
+            return self._reject_order(c, oid, RejectReason.INSUFFICIENT_BALANCE)
+        rate = self._rate(symbol, c.owner)
+        self.orders[key] = OrderHold(
+            symbol, c.owner, c.client_order_id, c.side, asset, 0 if is_market else price,
+            quote_sized, qty, need, rate.maker_ppm, rate.taker_ppm,
+        )  # fmt: skip
         if c.client_order_id:
-            self.client_ids[(c.market, c.owner, c.client_order_id)] = oid
+            self.client_ids[(symbol, c.owner, c.client_order_id)] = oid
+        out: list[Any] = []
+        self._move(
+            c.seq, c.ts, "hold", f"order:{symbol}:{oid}", asset, avail_name, held_name, need, out
+        )
         return Outcome(out, c)
 
     def _amend(self, c: AmendOrder) -> Outcome:
@@ -407,8 +413,9 @@ class Accounts:
             buyer, seller, buyer_is_taker = taker, maker, True
         else:
             buyer, seller, buyer_is_taker = maker, taker, False
-        qty, d = e.quantity, market.notional_divisor
-        delta = e.price * qty * 10**market.quote_scale
+        qty = e.quantity
+        d, unit = self._scales[e.market]
+        delta = e.price * qty * unit
         cost = _ceil_div(buyer.paid_scaled + delta, d) - _ceil_div(buyer.paid_scaled, d)
         gross = (seller.paid_scaled + delta) // d - seller.paid_scaled // d
         buyer.paid_scaled += delta
@@ -550,10 +557,11 @@ class Accounts:
         return Outcome(out)
 
     def _set_fee_tier(self, c: SetFeeTier) -> Outcome:
-        if c.tier and c.tier not in self.tiers.values() and c.tier not in self.fees.tiers:
-            known = any(c.tier in tiers for tiers in self.fees.markets.values())
-            if not known:
-                return self._reject(c, f"user:{c.user}", "unknown_fee_tier")
+        known = c.tier in self.fees.tiers or any(
+            c.tier in tiers for tiers in self.fees.markets.values()
+        )
+        if not known:
+            return self._reject(c, f"user:{c.user}", "unknown_fee_tier")
         if c.tier:
             self.tiers[c.user] = c.tier
         else:

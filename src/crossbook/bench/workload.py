@@ -13,10 +13,14 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
+
+import msgspec
 
 from crossbook.domain.commands import CancelOrder, Command, PlaceOrder
 from crossbook.domain.enums import OrderType, SelfTradePrevention, Side, TimeInForce
 from crossbook.domain.events import BookLevelChanged, OrderAccepted, OrderFilled
+from crossbook.domain.ledger import Deposit
 from crossbook.domain.markets import DEFAULT_MARKETS, Market
 from crossbook.engine.matching import MatchingEngine
 
@@ -93,7 +97,7 @@ def generate(
         return b, a
 
     def qty() -> int:
-        return step * rng.randint(1, 100)
+        return step * rng.randint(10, 1000)
 
     def passive() -> PlaceOrder:
         s, ts = stamp()
@@ -112,11 +116,18 @@ def generate(
         bid, ask = touch()
         side = Side.BUY if rng.random() < 0.5 else Side.SELL
         pressure = max(0.3, len(live) / book_size)
-        size = step * max(1, int(rng.randint(20, 160) * pressure * pressure))
+        size = step * max(10, int(rng.randint(200, 1600) * pressure * pressure))
         if ioc and rng.random() < 0.4:
+            if side is Side.SELL:
+                return PlaceOrder(
+                    seq=s, ts=ts, market=market.symbol, owner=rng.randrange(owners), side=side,
+                    type=OrderType.MARKET, quantity=size, time_in_force=TimeInForce.IOC,
+                    stp=SelfTradePrevention.NONE,
+                )  # fmt: skip
+            spend = market.notional_scaled(ask, size) // market.notional_divisor
             return PlaceOrder(
                 seq=s, ts=ts, market=market.symbol, owner=rng.randrange(owners), side=side,
-                type=OrderType.MARKET, quantity=size, time_in_force=TimeInForce.IOC,
+                type=OrderType.MARKET, quote_quantity=spend, time_in_force=TimeInForce.IOC,
                 stp=SelfTradePrevention.NONE,
             )  # fmt: skip
         through = rng.randint(0, 3) * tick
@@ -169,3 +180,27 @@ def book_events(events: list[object]) -> Iterator[BookLevelChanged]:
     for e in events:
         if type(e) is BookLevelChanged:
             yield e
+
+
+def funded(workload: Workload, owners: int = 200) -> tuple[list[Any], list[Any]]:
+    """The workload as inputs of the whole exchange: a warm-up that first deposits
+    ample funds for every owner, then the timed commands, re-sequenced after it."""
+    market = workload.market
+    deposits: list[Any] = []
+    for owner in range(owners):
+        for asset, amount in ((market.base, 10**6 * 10**8), (market.quote, 10**12 * 10**6)):
+            deposits.append(
+                Deposit(
+                    seq=len(deposits) + 1, ts=START_TS, user=owner, asset=asset, amount=amount,
+                    network="bench", deposit_id=f"bench-{owner}-{asset}",
+                )
+            )  # fmt: skip
+    offset = len(deposits)
+
+    def shift(c: Command) -> Command:
+        if type(c) is CancelOrder:
+            return msgspec.structs.replace(c, seq=c.seq + offset, order_id=c.order_id + offset)
+        return msgspec.structs.replace(c, seq=c.seq + offset)
+
+    warmup = deposits + [shift(c) for c in workload.warmup]
+    return warmup, [shift(c) for c in workload.commands]
