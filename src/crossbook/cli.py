@@ -66,6 +66,28 @@ def replay(
     )
 
 
+@app.command()
+def verify(
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="The exchange's data directory.")],
+    dsn: Annotated[
+        str | None, typer.Option("--dsn", help="SQL projection (default: DIR/ledger.db).")
+    ] = None,
+) -> None:
+    """Check the ledger: replay, balanced transactions, zero sums, holds, SQL projection."""
+    from crossbook.verify import verify as run_verify
+
+    report = run_verify(data_dir, dsn)
+    for name, errors in report.checks:
+        mark = "[green]ok[/green]" if not errors else f"[red]{len(errors)} failed[/red]"
+        console.print(f"{name}: {mark}")
+        for error in errors[:50]:
+            console.print(f"  {error}", markup=False)
+        if len(errors) > 50:
+            console.print(f"  ... and {len(errors) - 50} more")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 @bench_app.command("engine")
 def bench_engine(
     orders: Annotated[int, typer.Option("--orders", help="Timed commands.")] = 1_000_000,
@@ -108,6 +130,35 @@ def bench_engine(
             print(line, flush=True)
 
     run_all(workload, modes=modes, fsync=fsync, batch=batch, report=report)
+
+
+@bench_app.command("pipeline")
+def bench_pipeline(
+    orders: Annotated[int, typer.Option("--orders", help="Timed commands.")] = 1_000_000,
+    book_size: Annotated[int, typer.Option("--book-size", help="Steady book size.")] = 10_000,
+    batch: Annotated[int, typer.Option("--batch", help="Commands per group commit.")] = 512,
+    fsync: Annotated[bool, typer.Option("--fsync/--no-fsync")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON line.")] = False,
+) -> None:
+    """The standard workload through accounts + engine + settlement + journal."""
+    import shutil
+    import tempfile
+
+    from crossbook.bench.engine import bench_pipeline as run
+    from crossbook.bench.workload import generate
+
+    if orders <= 0 or book_size <= 0 or batch <= 0:
+        raise typer.BadParameter("--orders, --book-size and --batch must be positive")
+    workload = generate(orders, book_size=book_size)
+    tmp = Path(tempfile.mkdtemp(prefix="crossbook-bench-"))
+    try:
+        figures = run(workload, tmp, batch=batch, fsync=fsync)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if as_json:
+        print(json.dumps(figures), flush=True)
+    else:
+        print("  ".join(f"{k}={v}" for k, v in figures.items()), flush=True)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from crossbook.domain.ledger import (
 )
 from crossbook.domain.markets import Asset, make_market
 from crossbook.exchange.core import ExchangeConfig, ExchangeCore
-from tests.accounts.invariants import ledger_errors, transaction_errors
+from crossbook.accounts.checks import ledger_errors, transaction_errors
 
 BASE = Asset(code="BAS", scale=3)
 ALT = Asset(code="ALT", scale=4)

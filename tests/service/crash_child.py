@@ -1,37 +1,57 @@
-"""Child process for the crash tests: feeds a deterministic workload to an
-EngineService in small batches and prints ``ACK <seq>`` after each durable batch."""
+"""Child process for the crash tests: feeds a deterministic workload to a journaled
+service (the engine alone, or the whole exchange with its SQL projection) in small
+batches and prints ``ACK <seq>`` after each durable batch."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
-from crossbook.bench.workload import generate
-from crossbook.service import EngineService
+from crossbook.bench.workload import funded, generate
+from crossbook.exchange.core import ExchangeConfig
+from crossbook.service import DataDirConfig, EngineService, JournaledService
 
 N_COMMANDS = 30_000
 BOOK_SIZE = 300
 BATCH = 25
 
 
-def workload_commands() -> list:
-    w = generate(N_COMMANDS, book_size=BOOK_SIZE, seed=11)
-    return [*w.warmup, *w.commands]
+def workload_commands(kind: str = "engine") -> list[Any]:
+    w = generate(N_COMMANDS if kind == "engine" else N_COMMANDS // 3, book_size=BOOK_SIZE, seed=11)
+    if kind == "engine":
+        return [*w.warmup, *w.commands]
+    warmup, commands = funded(w, owners=200)
+    return [*warmup, *commands]
 
 
-def main(data_dir: str) -> None:
-    commands = workload_commands()
-    service = EngineService(Path(data_dir), fsync=True, snapshot_every=1_000)
-    start = service.engine.last_seq
+def main(data_dir: str, kind: str) -> None:
+    commands = workload_commands(kind)
+    path = Path(data_dir)
+    service: JournaledService
+    if kind == "engine":
+        service = EngineService(path, fsync=True, snapshot_every=1_000)
+    else:
+        config = DataDirConfig(kind="exchange", exchange=ExchangeConfig())
+        service = JournaledService(path, config=config, fsync=True, snapshot_every=1_000)
+    start = service.machine.last_seq
     todo = [c for c in commands if c.seq > start]
     print(f"START {start}", flush=True)
-    for i in range(0, len(todo), BATCH):
+    for n, i in enumerate(range(0, len(todo), BATCH)):
         chunk = todo[i : i + BATCH]
         service.submit_stamped(chunk)
         print(f"ACK {chunk[-1].seq}", flush=True)
+        if kind == "exchange" and n % 10 == 0:
+            from crossbook.projection import project
+
+            project(path, journal=service.journal)
+    if kind == "exchange":
+        from crossbook.projection import project
+
+        project(path, journal=service.journal)
     service.close()
     print("DONE", flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "engine")

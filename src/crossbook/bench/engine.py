@@ -152,3 +152,44 @@ def run_all(
             report(bench_replay(tmp))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bench_pipeline(
+    workload: Workload, data_dir: Path, *, batch: int = 512, fsync: bool = True
+) -> dict[str, object]:
+    """The whole embedded exchange through the journaled service: accounts hold funds,
+    the engine matches, accounts settle; one fsync per batch. A command's latency is
+    from the start of its batch to the batch being durable (when it is acknowledged)."""
+    from crossbook.bench.workload import funded
+    from crossbook.exchange.core import ExchangeConfig
+    from crossbook.service import DataDirConfig, JournaledService
+
+    config = DataDirConfig(kind="exchange", exchange=ExchangeConfig())
+    service = JournaledService(data_dir, config=config, fsync=fsync, snapshot_every=10**12)
+    warmup, commands = funded(workload)
+    for i in range(0, len(warmup), batch):
+        service.submit_stamped(warmup[i : i + batch])
+    tune_gc()
+    batch_ns = array("q")
+    clock = time.perf_counter_ns
+    submit = service.submit_stamped
+    events = 0
+    started = time.perf_counter()
+    for i in range(0, len(commands), batch):
+        t0 = clock()
+        events += sum(len(e) for e in submit(commands[i : i + batch]))
+        batch_ns.append(clock() - t0)
+    elapsed = time.perf_counter() - started
+    service.close()
+    figures = percentiles(batch_ns)
+    return {
+        "mode": "pipeline",
+        "commands": len(commands),
+        "commands_per_s": round(len(commands) / elapsed),
+        "p50_us": figures["p50_us"],
+        "p99_us": figures["p99_us"],
+        "batch": batch,
+        "fsync": fsync,
+        "events_per_command": round(events / len(commands), 2),
+        "peak_rss_mb": peak_rss_mb(),
+    }

@@ -1,4 +1,6 @@
-"""Ledger invariants of the embedded exchange, checked after every step by the tests."""
+"""Ledger invariants of the embedded exchange (pure). Each check returns a list of
+what is wrong (empty when all hold); the tests run them after every step and
+``crossbook verify`` runs them on a data dir."""
 
 from __future__ import annotations
 
@@ -39,8 +41,8 @@ def ledger_errors(core: ExchangeCore) -> list[str]:
 
     # held balances equal the holds of open orders and pending withdrawals
     holds: dict[tuple[int, str], int] = defaultdict(int)
-    for h in acc.orders.values():
-        holds[(h.owner, h.asset)] += h.held
+    for order in acc.orders.values():
+        holds[(order.owner, order.asset)] += order.held
     for w in acc.withdrawals.values():
         holds[(w.user, w.asset)] += w.amount + w.fee
     for (account, asset), amount in acc.balances.items():
@@ -52,7 +54,7 @@ def ledger_errors(core: ExchangeCore) -> list[str]:
                 )
     for (user, asset), amount in holds.items():
         if acc.balances.get((f"user:{user}:held", asset), 0) != amount:
-            errors.append(f"holds of user {user} in {asset} = {amount} but no held balance")
+            errors.append(f"holds of user {user} in {asset} = {amount} but held is not")
 
     # every open order in an engine has exactly the hold it can still spend
     open_keys = set()
