@@ -11,6 +11,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from crossbook.accounts.checks import ledger_errors, transaction_errors
 from crossbook.accounts.core import FeeRate, FeeSchedule
 from crossbook.domain.commands import AmendOrder, CancelAll, CancelOrder, PlaceOrder
 from crossbook.domain.enums import OrderType, SelfTradePrevention, Side, TimeInForce
@@ -25,7 +26,6 @@ from crossbook.domain.ledger import (
 )
 from crossbook.domain.markets import Asset, make_market
 from crossbook.exchange.core import ExchangeConfig, ExchangeCore
-from crossbook.accounts.checks import ledger_errors, transaction_errors
 
 BASE = Asset(code="BAS", scale=3)
 ALT = Asset(code="ALT", scale=4)
