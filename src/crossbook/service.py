@@ -120,6 +120,7 @@ def recover(
     data_dir: Path,
     *,
     verify_events: bool = False,
+    verify_journal: bool = False,
     fsync: bool = True,
     default: DataDirConfig | None = None,
 ) -> tuple[Any, Journal, ReplayStats]:
@@ -127,11 +128,13 @@ def recover(
 
     The journal's torn tail (if any) is truncated first, never applied. With
     ``verify_events`` every recorded events record is compared byte for byte with
-    the events the replay derives (:class:`EventsMismatch` on a difference).
+    the events the replay derives (:class:`EventsMismatch` on a difference). The
+    records replayed are always CRC-checked; ``verify_journal`` also checks the
+    segments before the snapshot.
     """
     started = time.perf_counter()
     config = load_config(data_dir, default)
-    journal = Journal.open(data_dir / "journal", fsync=fsync)
+    journal = Journal.open(data_dir / "journal", fsync=fsync, verify=verify_journal)
     latest = SnapshotStore(data_dir / "snapshots").latest()
     if latest is None:
         machine, snap_seq = _fresh(config), 0
@@ -255,7 +258,7 @@ class EngineService(JournaledService):
 
 def describe(data_dir: Path) -> dict[str, object]:
     """Recover a data dir and describe its state (for ``crossbook replay``)."""
-    machine, journal, stats = recover(data_dir, verify_events=True)
+    machine, journal, stats = recover(data_dir, verify_events=True, verify_journal=True)
     journal.close()
     engine = machine if isinstance(machine, MatchingEngine) else machine.engine
     books = {

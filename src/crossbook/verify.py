@@ -43,7 +43,7 @@ def verify(data_dir: Path, dsn: str | None = None) -> Report:
         return report
     config = load_config(data_dir)
     try:
-        machine, journal, _ = recover(data_dir, verify_events=True)
+        machine, journal, _ = recover(data_dir, verify_events=True, verify_journal=True)
     except (JournalCorrupted, EventsMismatch) as exc:
         report.add("replay", [str(exc)])
         return report
