@@ -38,20 +38,61 @@ HUGE = 2**256 - 1
 TS = 1_700_000_000_123_456_789
 
 COMMANDS = [
-    PlaceOrder(seq=1, ts=TS, market="BTCUSDT", owner=7, side=Side.BUY, price=6_500_000,
-               quantity=50_000),
-    PlaceOrder(seq=2, ts=TS, market="ETHUSDT", owner=8, side=Side.SELL, type=OrderType.STOP_LIMIT,
-               price=310_000, quantity=BIG, time_in_force=TimeInForce.GTC, stop_price=320_000,
-               trigger=Trigger.AT_OR_ABOVE, display_quantity=WEI, stp=SelfTradePrevention.NONE,
-               client_order_id="tp-1", order_id=2**63 + 5),
-    PlaceOrder(seq=3, ts=TS, market="ETHUSDT", owner=9, side=Side.BUY, type=OrderType.MARKET,
-               quote_quantity=HUGE, time_in_force=TimeInForce.IOC),
-    PlaceOrder(seq=4, ts=TS, market="ETHUSDT", owner=9, side=Side.SELL,
-               type=OrderType.STOP_MARKET, quantity=HUGE, stop_price=1,
-               time_in_force=TimeInForce.FOK, trigger=Trigger.AT_OR_BELOW,
-               stp=SelfTradePrevention.EXPIRE_BOTH),
-    PlaceOrder(seq=5, ts=TS, market="BTCUSDT", owner=1, side=Side.BUY, price=1, quantity=1,
-               post_only=True, stp=SelfTradePrevention.EXPIRE_TAKER, client_order_id="é✓ \"x\""),
+    PlaceOrder(
+        seq=1, ts=TS, market="BTCUSDT", owner=7, side=Side.BUY, price=6_500_000, quantity=50_000
+    ),
+    PlaceOrder(
+        seq=2,
+        ts=TS,
+        market="ETHUSDT",
+        owner=8,
+        side=Side.SELL,
+        type=OrderType.STOP_LIMIT,
+        price=310_000,
+        quantity=BIG,
+        time_in_force=TimeInForce.GTC,
+        stop_price=320_000,
+        trigger=Trigger.AT_OR_ABOVE,
+        display_quantity=WEI,
+        stp=SelfTradePrevention.NONE,
+        client_order_id="tp-1",
+        order_id=2**63 + 5,
+    ),
+    PlaceOrder(
+        seq=3,
+        ts=TS,
+        market="ETHUSDT",
+        owner=9,
+        side=Side.BUY,
+        type=OrderType.MARKET,
+        quote_quantity=HUGE,
+        time_in_force=TimeInForce.IOC,
+    ),
+    PlaceOrder(
+        seq=4,
+        ts=TS,
+        market="ETHUSDT",
+        owner=9,
+        side=Side.SELL,
+        type=OrderType.STOP_MARKET,
+        quantity=HUGE,
+        stop_price=1,
+        time_in_force=TimeInForce.FOK,
+        trigger=Trigger.AT_OR_BELOW,
+        stp=SelfTradePrevention.EXPIRE_BOTH,
+    ),
+    PlaceOrder(
+        seq=5,
+        ts=TS,
+        market="BTCUSDT",
+        owner=1,
+        side=Side.BUY,
+        price=1,
+        quantity=1,
+        post_only=True,
+        stp=SelfTradePrevention.EXPIRE_TAKER,
+        client_order_id='é✓ "x"',
+    ),
     # negative values are representable (the engine rejects them, the codec must not lose them)
     PlaceOrder(seq=6, ts=TS, market="X", owner=-1, side=Side.BUY, price=-5, quantity=-WEI),
     CancelOrder(seq=7, ts=TS, market="ETHUSDT", owner=8, order_id=2**64 + 1),
@@ -59,15 +100,46 @@ COMMANDS = [
     CancelAll(seq=9, ts=TS, market="ETHUSDT", owner=8),
     AmendOrder(seq=10, ts=TS, market="ETHUSDT", owner=8, order_id=3, price=300_000, quantity=BIG),
     AmendOrder(seq=11, ts=TS, market="ETHUSDT", owner=8, client_order_id="c", quantity=HUGE),
-    PlaceOrder(seq=2**64 + 12, ts=2**70, market="ETHUSDT", owner=2**65, side=Side.BUY, price=1,
-               quantity=1),
+    PlaceOrder(
+        seq=2**64 + 12, ts=2**70, market="ETHUSDT", owner=2**65, side=Side.BUY, price=1, quantity=1
+    ),
 ]
 
 EVENTS = [
-    OrderAccepted(12, TS, "ETHUSDT", 2**64 + 3, 8, "c1", Side.BUY, OrderType.LIMIT,
-                  TimeInForce.GTC, 310_000, BIG, 0, 0, WEI, True),
-    OrderAccepted(13, TS, "ETHUSDT", 14, 8, "", Side.SELL, OrderType.STOP_MARKET,
-                  TimeInForce.IOC, 0, 0, HUGE, 300_000, 0, False),
+    OrderAccepted(
+        12,
+        TS,
+        "ETHUSDT",
+        2**64 + 3,
+        8,
+        "c1",
+        Side.BUY,
+        OrderType.LIMIT,
+        TimeInForce.GTC,
+        310_000,
+        BIG,
+        0,
+        0,
+        WEI,
+        True,
+    ),
+    OrderAccepted(
+        13,
+        TS,
+        "ETHUSDT",
+        14,
+        8,
+        "",
+        Side.SELL,
+        OrderType.STOP_MARKET,
+        TimeInForce.IOC,
+        0,
+        0,
+        HUGE,
+        300_000,
+        0,
+        False,
+    ),
     OrderRejected(14, TS, "NOPE", 14, 8, "c2", RejectReason.UNKNOWN_MARKET),
     OrderFilled(15, TS, "ETHUSDT", 2**64, 310_000, BIG, Side.SELL, 15, 8, HUGE, 12, 9, BIG - 1),
     OrderCancelled(16, TS, "ETHUSDT", 12, 8, "c1", BIG, CancelReason.USER),
@@ -90,8 +162,16 @@ EVENTS += [OrderCancelled(32, TS, "M", 1, 1, "", 5, r) for r in CancelReason]
 def test_all_types_covered() -> None:
     assert {type(c) for c in COMMANDS} == {PlaceOrder, CancelOrder, CancelAll, AmendOrder}
     assert {type(e) for e in EVENTS} == {
-        OrderAccepted, OrderRejected, OrderFilled, OrderCancelled, OrderExpired, OrderAmended,
-        OrderTriggered, CancelRejected, AmendRejected, BookLevelChanged,
+        OrderAccepted,
+        OrderRejected,
+        OrderFilled,
+        OrderCancelled,
+        OrderExpired,
+        OrderAmended,
+        OrderTriggered,
+        CancelRejected,
+        AmendRejected,
+        BookLevelChanged,
     }
     placed = [c for c in COMMANDS if isinstance(c, PlaceOrder)]
     assert {c.type for c in placed} == set(OrderType)
@@ -131,8 +211,7 @@ def test_empty_event_list() -> None:
 
 
 def test_big_integers_stay_exact_on_the_wire() -> None:
-    cmd = PlaceOrder(seq=1, ts=TS, market="ETHUSDT", owner=1, side=Side.BUY, price=1,
-                     quantity=HUGE)
+    cmd = PlaceOrder(seq=1, ts=TS, market="ETHUSDT", owner=1, side=Side.BUY, price=1, quantity=HUGE)
     data = codec.encode(cmd)
     assert str(HUGE).encode() in data  # written as an exact JSON integer, not a float
     back = codec.decode_command(data)
@@ -198,23 +277,49 @@ texts = st.text(max_size=20)
 @st.composite
 def place_orders(draw: st.DrawFn) -> PlaceOrder:
     return PlaceOrder(
-        seq=draw(nat), ts=draw(nat), market=draw(texts), owner=draw(big_ints),
-        side=draw(st.sampled_from(Side)), type=draw(st.sampled_from(OrderType)),
-        price=draw(big_ints), quantity=draw(big_ints), quote_quantity=draw(big_ints),
-        time_in_force=draw(st.sampled_from(TimeInForce)), post_only=draw(st.booleans()),
-        stop_price=draw(big_ints), trigger=draw(st.sampled_from(Trigger)),
-        display_quantity=draw(big_ints), stp=draw(st.sampled_from(SelfTradePrevention)),
-        client_order_id=draw(texts), order_id=draw(nat),
+        seq=draw(nat),
+        ts=draw(nat),
+        market=draw(texts),
+        owner=draw(big_ints),
+        side=draw(st.sampled_from(Side)),
+        type=draw(st.sampled_from(OrderType)),
+        price=draw(big_ints),
+        quantity=draw(big_ints),
+        quote_quantity=draw(big_ints),
+        time_in_force=draw(st.sampled_from(TimeInForce)),
+        post_only=draw(st.booleans()),
+        stop_price=draw(big_ints),
+        trigger=draw(st.sampled_from(Trigger)),
+        display_quantity=draw(big_ints),
+        stp=draw(st.sampled_from(SelfTradePrevention)),
+        client_order_id=draw(texts),
+        order_id=draw(nat),
     )
 
 
 commands = st.one_of(
     place_orders(),
-    st.builds(CancelOrder, seq=nat, ts=nat, market=texts, owner=big_ints, order_id=nat,
-              client_order_id=texts),
+    st.builds(
+        CancelOrder,
+        seq=nat,
+        ts=nat,
+        market=texts,
+        owner=big_ints,
+        order_id=nat,
+        client_order_id=texts,
+    ),
     st.builds(CancelAll, seq=nat, ts=nat, market=texts, owner=big_ints),
-    st.builds(AmendOrder, seq=nat, ts=nat, market=texts, owner=big_ints, order_id=nat,
-              client_order_id=texts, price=big_ints, quantity=big_ints),
+    st.builds(
+        AmendOrder,
+        seq=nat,
+        ts=nat,
+        market=texts,
+        owner=big_ints,
+        order_id=nat,
+        client_order_id=texts,
+        price=big_ints,
+        quantity=big_ints,
+    ),
 )
 
 
@@ -224,12 +329,38 @@ def test_any_command_round_trips(command: object) -> None:
 
 
 events = st.one_of(
-    st.builds(OrderFilled, nat, nat, texts, nat, big_ints, big_ints, st.sampled_from(Side), nat,
-              big_ints, big_ints, nat, big_ints, big_ints),
-    st.builds(OrderAmended, nat, nat, texts, nat, big_ints, texts, big_ints, big_ints, big_ints,
-              st.booleans()),
-    st.builds(OrderExpired, nat, nat, texts, nat, big_ints, texts, big_ints,
-              st.sampled_from(ExpireReason)),
+    st.builds(
+        OrderFilled,
+        nat,
+        nat,
+        texts,
+        nat,
+        big_ints,
+        big_ints,
+        st.sampled_from(Side),
+        nat,
+        big_ints,
+        big_ints,
+        nat,
+        big_ints,
+        big_ints,
+    ),
+    st.builds(
+        OrderAmended,
+        nat,
+        nat,
+        texts,
+        nat,
+        big_ints,
+        texts,
+        big_ints,
+        big_ints,
+        big_ints,
+        st.booleans(),
+    ),
+    st.builds(
+        OrderExpired, nat, nat, texts, nat, big_ints, texts, big_ints, st.sampled_from(ExpireReason)
+    ),
     st.builds(BookLevelChanged, nat, nat, texts, st.sampled_from(Side), big_ints, big_ints),
 )
 

@@ -156,8 +156,15 @@ def test_market_parse_and_format() -> None:
 
 def test_make_market_from_strings() -> None:
     m = make_market(
-        "ETHUSDT", ETH, USDT, tick="0.01", step="0.0001",
-        min_quantity="0.0001", max_quantity="100000", min_notional="5", price_scale=2,
+        "ETHUSDT",
+        ETH,
+        USDT,
+        tick="0.01",
+        step="0.0001",
+        min_quantity="0.0001",
+        max_quantity="100000",
+        min_notional="5",
+        price_scale=2,
     )
     assert m == Market(
         symbol="ETHUSDT",
@@ -178,8 +185,13 @@ def test_make_market_from_strings() -> None:
 
 def test_make_market_price_scale_defaults_to_quote_scale() -> None:
     m = make_market(
-        "BTCUSDT", BTC, USDT, tick="0.000001", step="0.00000001",
-        min_quantity="0.00000001", max_quantity="100",
+        "BTCUSDT",
+        BTC,
+        USDT,
+        tick="0.000001",
+        step="0.00000001",
+        min_quantity="0.00000001",
+        max_quantity="100",
     )
     assert m.price_scale == USDT.scale
     assert m.tick_size == 1
@@ -205,8 +217,12 @@ def test_make_market_price_scale_defaults_to_quote_scale() -> None:
 )
 def test_make_market_invalid(kwargs: dict[str, Any], error: type[Exception]) -> None:
     args: dict[str, Any] = {
-        "tick": "0.01", "step": "0.00001", "min_quantity": "0.00001",
-        "max_quantity": "9000", "min_notional": "5", "price_scale": 2,
+        "tick": "0.01",
+        "step": "0.00001",
+        "min_quantity": "0.00001",
+        "max_quantity": "9000",
+        "min_notional": "5",
+        "price_scale": 2,
     }
     with pytest.raises(error):
         make_market("BTCUSDT", BTC, USDT, **{**args, **kwargs})

@@ -33,8 +33,11 @@ from crossbook.domain.money import AmountError, format_amount, parse_amount
         # far beyond float precision: must stay exact
         ("0.1", 18, 10**17),
         ("9007199254740993", 0, 9007199254740993),
-        ("115792089237316195423570985008687907853269984665640564039457.584007913129639935",
-         18, 2**256 - 1),
+        (
+            "115792089237316195423570985008687907853269984665640564039457.584007913129639935",
+            18,
+            2**256 - 1,
+        ),
     ],
 )
 def test_parse_exact(text: str, scale: int, expected: int) -> None:
@@ -176,8 +179,11 @@ def test_parse_rejects_negative_scale() -> None:
         (-1250, 2, "-12.50"),
         (7, 0, "7"),
         (-7, 0, "-7"),
-        (2**256 - 1, 18,
-         "115792089237316195423570985008687907853269984665640564039457.584007913129639935"),
+        (
+            2**256 - 1,
+            18,
+            "115792089237316195423570985008687907853269984665640564039457.584007913129639935",
+        ),
     ],
 )
 def test_format(value: int, scale: int, expected: str) -> None:
@@ -242,8 +248,11 @@ def test_trailing_zeros_do_not_change_the_value(value: int, scale: int, extra: i
     assert parse_amount(padded, scale) == value
 
 
-@given(value=amounts, scale=st.integers(min_value=0, max_value=20),
-       finer=st.integers(min_value=1, max_value=10))
+@given(
+    value=amounts,
+    scale=st.integers(min_value=0, max_value=20),
+    finer=st.integers(min_value=1, max_value=10),
+)
 def test_parse_at_finer_scale_multiplies(value: int, scale: int, finer: int) -> None:
     text = format_amount(value, scale)
     assert parse_amount(text, scale + finer) == value * 10**finer

@@ -369,11 +369,15 @@ def rejection_book() -> Harness:
         sell(2, 100, 50, market="XYZ"),
     )
     check_book(h, REJECT_BOOK)
-    check_book(h, """
+    check_book(
+        h,
+        """
         BIDS  id  owner  price  visible  leaves
         ASKS  id  owner  price  visible  leaves
               #6     o2    100       50      50
-    """, "XYZ")
+    """,
+        "XYZ",
+    )
     return h
 
 
@@ -402,8 +406,7 @@ def rejection_book() -> Harness:
         (amend(2, 2, price=100, qty=10), "amend_rejected #2 o2 amend_no_change"),
         (amend(2, cid="po", price=105), "amend_rejected #0 o2 amend_no_change cid=po"),
         (amend(2, 5, price=95), "amend_rejected #5 o2 post_only_would_take"),
-        (amend(2, cid="po", price=90, qty=3),
-         "amend_rejected #0 o2 post_only_would_take cid=po"),
+        (amend(2, cid="po", price=90, qty=3), "amend_rejected #0 o2 post_only_would_take cid=po"),
         # first failing check wins
         (amend(2, 99, price=-1, qty=-1, market="NOPE"), "amend_rejected #99 o2 unknown_market"),
         (amend(2, 99, price=-1, qty=-1), "amend_rejected #99 o2 unknown_order"),

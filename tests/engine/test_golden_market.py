@@ -197,8 +197,17 @@ def test_market_buy_by_quote_rounds_down_to_the_step() -> None:
 
 
 DEC = Market(
-    symbol="DEC", base="D", quote="E", base_scale=2, quote_scale=2, price_scale=1,
-    tick_size=1, step_size=1, min_quantity=1, max_quantity=1_000_000, min_notional=0,
+    symbol="DEC",
+    base="D",
+    quote="E",
+    base_scale=2,
+    quote_scale=2,
+    price_scale=1,
+    tick_size=1,
+    step_size=1,
+    min_quantity=1,
+    max_quantity=1_000_000,
+    min_notional=0,
 )
 
 

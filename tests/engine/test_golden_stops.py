@@ -295,20 +295,25 @@ def test_quote_sized_stop_shows_its_budget_as_leaves() -> None:
     (events.py): for a stop market sized by quote amount, its budget."""
     h = Harness()
     h.setup(sell(1, 100, 1), stop_market(2, BUY, stop=100, quote=500))
-    check_book(h, """
+    check_book(
+        h,
+        """
         BIDS  id  owner  price  visible  leaves
         ASKS  id  owner  price  visible  leaves
               #1     o1    100        1       1
         STOPS id  owner  side  type         stop  price  leaves
               #2     o2   buy  stop_market   100      0     500
-    """)
+    """,
+    )
 
 
 def test_triggered_stop_market_by_quote_amount() -> None:
     """Budget 500 at 110: 4 units (440), 60 left expires."""
     h = Harness()
     h.setup(sell(1, 100, 1), sell(1, 110, 10), stop_market(2, BUY, stop=100, quote=500))
-    check_events(h.run(buy(3, 100, 1)), """
+    check_events(
+        h.run(buy(3, 100, 1)),
+        """
         accepted #4 o3 buy limit gtc px=100 qty=1
         fill t1 1@100 taker #4 o3 buy left=0 maker #1 o1 left=0
         triggered #3 o2 stop=100 last=100
@@ -316,12 +321,16 @@ def test_triggered_stop_market_by_quote_amount() -> None:
         expired #3 o2 leaves=60 market
         level sell 100 0
         level sell 110 6
-    """)
-    check_book(h, """
+    """,
+    )
+    check_book(
+        h,
+        """
         BIDS  id  owner  price  visible  leaves
         ASKS  id  owner  price  visible  leaves
               #2     o1    110        6       6
-    """)
+    """,
+    )
 
 
 def test_triggered_iceberg_stop_limit_rests_showing_its_display() -> None:

@@ -40,11 +40,14 @@ def test_ioc_partial_fill_expires_the_rest() -> None:
 def test_ioc_that_cannot_trade_expires_whole() -> None:
     h = Harness()
     h.setup(sell(1, 105, 5))
-    check_book(h, """
+    check_book(
+        h,
+        """
         BIDS  id  owner  price  visible  leaves
         ASKS  id  owner  price  visible  leaves
               #1     o1    105        5       5
-    """)
+    """,
+    )
     unchanged(
         h,
         command=buy(2, 100, 4, time_in_force=IOC),
@@ -109,12 +112,15 @@ def test_fok_unfillable_touches_nothing() -> None:
     """Only 5 offered at <= 100 (the 101 level is beyond the limit): FOK for 8 expires."""
     h = Harness()
     h.setup(sell(1, 100, 5), sell(2, 101, 5))
-    check_book(h, """
+    check_book(
+        h,
+        """
         BIDS  id  owner  price  visible  leaves
         ASKS  id  owner  price  visible  leaves
               #1     o1    100        5       5
               #2     o2    101        5       5
-    """)
+    """,
+    )
     unchanged(
         h,
         command=buy(3, 100, 8, time_in_force=FOK),

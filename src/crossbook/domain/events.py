@@ -162,8 +162,9 @@ class BookLevelChanged(
 ):
     """The visible quantity at one price level after a command (0: level removed).
 
-    Emitted once per touched level, after the command's other events, in the order
-    the levels were first touched.
+    Emitted after the command's other events for every level whose visible quantity
+    differs from before the command: buy side first, then sell side, each by price
+    ascending.
     """
 
     seq: int

@@ -120,7 +120,7 @@ class Order:
         self.display = display
         self.stp = stp
         self.post_only = post_only
-        self.leaves = quantity
+        self.leaves = quantity or quote_quantity  # quote-sized: the budget, quote units
         self.visible = 0
         self.level: PriceLevel | None = None
         self.prev: Order | None = None

@@ -16,14 +16,32 @@ from crossbook.engine.matching import MatchingEngine
 from .table import normalize, render_book, render_events, same_text
 
 ABC = Market(
-    symbol="ABC", base="A", quote="C", base_scale=0, quote_scale=0, price_scale=0,
-    tick_size=1, step_size=1, min_quantity=1, max_quantity=1_000_000, min_notional=0,
+    symbol="ABC",
+    base="A",
+    quote="C",
+    base_scale=0,
+    quote_scale=0,
+    price_scale=0,
+    tick_size=1,
+    step_size=1,
+    min_quantity=1,
+    max_quantity=1_000_000,
+    min_notional=0,
 )
 """Everything is 1: prices, quantities and quote amounts are plain integers."""
 
 XYZ = Market(
-    symbol="XYZ", base="X", quote="Z", base_scale=0, quote_scale=0, price_scale=0,
-    tick_size=5, step_size=10, min_quantity=20, max_quantity=1000, min_notional=1000,
+    symbol="XYZ",
+    base="X",
+    quote="Z",
+    base_scale=0,
+    quote_scale=0,
+    price_scale=0,
+    tick_size=5,
+    step_size=10,
+    min_quantity=20,
+    max_quantity=1000,
+    min_notional=1000,
 )
 """Coarse market for tick / step / limit / notional checks (notional = price * qty)."""
 
@@ -61,30 +79,55 @@ def market_sell(owner: int, qty: int = 0, quote: int = 0, **kw: Any) -> PlaceOrd
 
 
 def stop_limit(owner: int, side: Side, stop: int, price: int, qty: int, **kw: Any) -> PlaceOrder:
-    return place(owner, side, type=OrderType.STOP_LIMIT, stop_price=stop, price=price,
-                 quantity=qty, **kw)
+    return place(
+        owner, side, type=OrderType.STOP_LIMIT, stop_price=stop, price=price, quantity=qty, **kw
+    )
 
 
-def stop_market(owner: int, side: Side, stop: int, qty: int = 0, quote: int = 0,
-                **kw: Any) -> PlaceOrder:
+def stop_market(
+    owner: int, side: Side, stop: int, qty: int = 0, quote: int = 0, **kw: Any
+) -> PlaceOrder:
     kw.setdefault("time_in_force", TimeInForce.IOC)
-    return place(owner, side, type=OrderType.STOP_MARKET, stop_price=stop, quantity=qty,
-                 quote_quantity=quote, **kw)
+    return place(
+        owner,
+        side,
+        type=OrderType.STOP_MARKET,
+        stop_price=stop,
+        quantity=qty,
+        quote_quantity=quote,
+        **kw,
+    )
 
 
 def cancel(owner: int, order_id: int = 0, cid: str = "", market: str = "ABC") -> CancelOrder:
-    return CancelOrder(seq=0, ts=0, market=market, owner=owner, order_id=order_id,
-                       client_order_id=cid)
+    return CancelOrder(
+        seq=0, ts=0, market=market, owner=owner, order_id=order_id, client_order_id=cid
+    )
 
 
 def cancel_all(owner: int, market: str = "ABC") -> CancelAll:
     return CancelAll(seq=0, ts=0, market=market, owner=owner)
 
 
-def amend(owner: int, order_id: int = 0, *, price: int = 0, qty: int = 0, cid: str = "",
-          market: str = "ABC") -> AmendOrder:
-    return AmendOrder(seq=0, ts=0, market=market, owner=owner, order_id=order_id,
-                      client_order_id=cid, price=price, quantity=qty)
+def amend(
+    owner: int,
+    order_id: int = 0,
+    *,
+    price: int = 0,
+    qty: int = 0,
+    cid: str = "",
+    market: str = "ABC",
+) -> AmendOrder:
+    return AmendOrder(
+        seq=0,
+        ts=0,
+        market=market,
+        owner=owner,
+        order_id=order_id,
+        client_order_id=cid,
+        price=price,
+        quantity=qty,
+    )
 
 
 # ----------------------------------------------------------------------------- harness
@@ -149,8 +192,9 @@ def check_events(events: list[Event], expected: str) -> None:
     _check("events", render_events(events), expected)
 
 
-def scenario(h: Harness, *, before: str, command: Command, events: str, after: str,
-             symbol: str = "ABC") -> list[Event]:
+def scenario(
+    h: Harness, *, before: str, command: Command, events: str, after: str, symbol: str = "ABC"
+) -> list[Event]:
     """BEFORE table, run the command, compare its events, AFTER table."""
     check_book(h, before, symbol, "BEFORE")
     out = h.run(command)

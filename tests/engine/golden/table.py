@@ -96,7 +96,9 @@ def _table(rows: list[list[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = []
     for r in rows:
-        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)]
+        cells = [r[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)
+        ]
         out.append("  ".join(cells).rstrip())
     return out
 
@@ -129,8 +131,18 @@ def render_book(engine: Any, symbol: str) -> str:
     if stops:
         srows = [["STOPS", "id", "owner", "side", "type", "stop", "price", "leaves"]]
         for o in stops:
-            srows.append(["", f"#{o.order_id}", f"o{o.owner}", str(o.side), str(o.type),
-                          str(o.stop_price), str(o.price), str(o.leaves)])
+            srows.append(
+                [
+                    "",
+                    f"#{o.order_id}",
+                    f"o{o.owner}",
+                    str(o.side),
+                    str(o.type),
+                    str(o.stop_price),
+                    str(o.price),
+                    str(o.leaves),
+                ]
+            )
         lines += _table(srows)
     return "\n".join(lines)
 
@@ -142,8 +154,10 @@ def _cid(cid: str) -> str:
 def render_event(ev: object) -> str:
     match ev:
         case OrderAccepted():
-            s = (f"accepted #{ev.order_id} o{ev.owner} {ev.side} {ev.type} {ev.time_in_force}"
-                 f" px={ev.price}")
+            s = (
+                f"accepted #{ev.order_id} o{ev.owner} {ev.side} {ev.type} {ev.time_in_force}"
+                f" px={ev.price}"
+            )
             if ev.quantity:
                 s += f" qty={ev.quantity}"
             if ev.quote_quantity:
@@ -158,29 +172,41 @@ def render_event(ev: object) -> str:
         case OrderRejected():
             return f"rejected #{ev.order_id} o{ev.owner} {ev.reason}{_cid(ev.client_order_id)}"
         case OrderFilled():
-            return (f"fill t{ev.trade_id} {ev.quantity}@{ev.price}"
-                    f" taker #{ev.taker_order_id} o{ev.taker_owner} {ev.taker_side}"
-                    f" left={ev.taker_leaves}"
-                    f" maker #{ev.maker_order_id} o{ev.maker_owner} left={ev.maker_leaves}")
+            return (
+                f"fill t{ev.trade_id} {ev.quantity}@{ev.price}"
+                f" taker #{ev.taker_order_id} o{ev.taker_owner} {ev.taker_side}"
+                f" left={ev.taker_leaves}"
+                f" maker #{ev.maker_order_id} o{ev.maker_owner} left={ev.maker_leaves}"
+            )
         case OrderCancelled():
-            return (f"cancelled #{ev.order_id} o{ev.owner} leaves={ev.leaves} {ev.reason}"
-                    f"{_cid(ev.client_order_id)}")
+            return (
+                f"cancelled #{ev.order_id} o{ev.owner} leaves={ev.leaves} {ev.reason}"
+                f"{_cid(ev.client_order_id)}"
+            )
         case OrderExpired():
-            return (f"expired #{ev.order_id} o{ev.owner} leaves={ev.leaves} {ev.reason}"
-                    f"{_cid(ev.client_order_id)}")
+            return (
+                f"expired #{ev.order_id} o{ev.owner} leaves={ev.leaves} {ev.reason}"
+                f"{_cid(ev.client_order_id)}"
+            )
         case OrderAmended():
             kept = "kept" if ev.priority_kept else "lost"
-            return (f"amended #{ev.order_id} o{ev.owner} px={ev.price} qty={ev.quantity}"
-                    f" leaves={ev.leaves} priority={kept}{_cid(ev.client_order_id)}")
+            return (
+                f"amended #{ev.order_id} o{ev.owner} px={ev.price} qty={ev.quantity}"
+                f" leaves={ev.leaves} priority={kept}{_cid(ev.client_order_id)}"
+            )
         case OrderTriggered():
-            return (f"triggered #{ev.order_id} o{ev.owner} stop={ev.stop_price}"
-                    f" last={ev.last_price}{_cid(ev.client_order_id)}")
+            return (
+                f"triggered #{ev.order_id} o{ev.owner} stop={ev.stop_price}"
+                f" last={ev.last_price}{_cid(ev.client_order_id)}"
+            )
         case CancelRejected():
-            return (f"cancel_rejected #{ev.order_id} o{ev.owner} {ev.reason}"
-                    f"{_cid(ev.client_order_id)}")
+            return (
+                f"cancel_rejected #{ev.order_id} o{ev.owner} {ev.reason}{_cid(ev.client_order_id)}"
+            )
         case AmendRejected():
-            return (f"amend_rejected #{ev.order_id} o{ev.owner} {ev.reason}"
-                    f"{_cid(ev.client_order_id)}")
+            return (
+                f"amend_rejected #{ev.order_id} o{ev.owner} {ev.reason}{_cid(ev.client_order_id)}"
+            )
         case BookLevelChanged():
             return f"level {ev.side} {ev.price} {ev.quantity}"
     raise TypeError(f"not an event: {ev!r}")
