@@ -23,6 +23,7 @@ from collections.abc import Generator, Iterator
 
 __all__ = [
     "COMMAND",
+    "CRC_START",
     "EVENTS",
     "HEADER",
     "HEADER_SIZE",
@@ -45,7 +46,7 @@ EVENTS = 2
 HEADER = struct.Struct("<IIBQ")
 """(payload length, CRC32 of kind+seq+payload, kind, seq), little endian."""
 HEADER_SIZE = HEADER.size  # 17
-_CRC_START = 8  # offset of ``kind`` in the header: the CRC covers [8, end of payload)
+CRC_START = 8  # offset of ``kind`` in the header: the CRC covers [8, end of payload)
 
 MAX_PAYLOAD = 256 * 1024 * 1024
 """Largest payload accepted; a header claiming more is corrupt."""
@@ -155,7 +156,7 @@ class RecordIterator:
                 stop = Stop.TORN
                 detail = f"short payload: {size - off - hsize} of {length} bytes"
                 break
-            if crc32(view[off + _CRC_START : end]) != crc:
+            if crc32(view[off + CRC_START : end]) != crc:
                 stop = Stop.CORRUPT
                 detail = "CRC mismatch"
                 break

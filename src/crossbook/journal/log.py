@@ -23,11 +23,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import threading
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
 from crossbook.journal.framing import (
+    CRC_START,
     HEADER,
     MAX_PAYLOAD,
     MAX_SEQ,
@@ -177,8 +180,16 @@ class Journal:
         self._buf = bytearray()
         self._pending_first_seq = 0
         self._last_seq = last_seq
-        self._committed_seq = last_seq
-        self._size = segment_size  # committed bytes in the last segment
+        self._committed_seq = last_seq  # durable
+        self._written_seq = last_seq  # written to the OS, maybe not yet durable
+        self._size = segment_size  # bytes written to the last segment
+        self._durable_size = segment_size  # bytes of the last segment known durable
+        self._writes = 0  # count of writes handed to the OS
+        self._synced_writes = 0  # count of those known durable
+        # ``sync`` may run in another thread: _fd_lock keeps the fd from being swapped
+        # (segment roll) during an fsync; _state_lock guards the counters above.
+        self._fd_lock = threading.Lock()
+        self._state_lock = threading.Lock()
         self._fd: int | None = None
         self._closed = False
         self._failed: BaseException | None = None
@@ -346,6 +357,14 @@ class Journal:
         (and the batch's first seq is greater than the current segment's). On an
         I/O error the journal refuses further use; reopening it recovers.
         """
+        self.write()
+        self.sync()
+
+    def write(self) -> None:
+        """The first half of ``commit``: hand all pending records to the OS with one
+        write, without fsync. Nothing written is durable (nor visible to ``records``)
+        until a later ``sync``; a pipelined service overlaps that fsync with its next
+        batch and acknowledges the batch only when it is durable."""
         self._check_usable()
         if not self._buf:
             return
@@ -354,21 +373,49 @@ class Journal:
                 self._size >= self._segment_bytes
                 and self._pending_first_seq > self._segments[-1].first_seq
             ):
-                self._start_segment(self._pending_first_seq)
+                with self._fd_lock:
+                    if self._fd is not None and self._fsync:
+                        os.fsync(self._fd)  # the old segment is complete and durable
+                    self._start_segment(self._pending_first_seq)
+                    with self._state_lock:
+                        self._committed_seq = self._written_seq
+                        self._synced_writes = self._writes
+                        self._durable_size = 0
             fd = self._fd
             assert fd is not None
             buf = self._buf
             written = os.write(fd, buf)
             while written < len(buf):
                 written += os.write(fd, buf[written:])
-            if self._fsync:
-                os.fsync(fd)
         except BaseException as exc:
             self._failed = exc
             raise
-        self._size += len(buf)
-        self._committed_seq = self._last_seq
+        with self._state_lock:
+            self._size += len(buf)
+            self._written_seq = self._last_seq
+            self._writes += 1
         buf.clear()
+
+    def sync(self) -> None:
+        """Make everything written so far durable (one fsync). Safe to call from
+        another thread than the writer's; concurrent writes are covered by a later
+        sync."""
+        with self._fd_lock:
+            with self._state_lock:
+                size, seq, writes = self._size, self._written_seq, self._writes
+            if writes == self._synced_writes:
+                return
+            fd = self._fd
+            try:
+                if self._fsync and fd is not None:
+                    os.fsync(fd)
+            except BaseException as exc:
+                self._failed = exc
+                raise
+            with self._state_lock:
+                self._durable_size = size
+                self._committed_seq = seq
+                self._synced_writes = writes
 
     def _start_segment(self, first_seq: int) -> None:
         path = self.directory / segment_name(first_seq)
@@ -418,23 +465,46 @@ class Journal:
         start = 0
         while start + 1 < len(segments) and segments[start + 1].first_seq <= after_seq:
             start += 1
-        return self._iter_segments(segments[start:], self._size, after_seq)
+        return self._iter_segments(segments[start:], self._durable_size, after_seq)
 
     @staticmethod
     def _iter_segments(
         segments: list[_Segment], last_size: int, after_seq: int
     ) -> Iterator[tuple[int, int, bytes]]:
         prev = 0
+        unpack = HEADER.unpack_from
+        crc32 = zlib.crc32
+        hsize = HEADER.size
+        crc_start = CRC_START
+        max_payload = MAX_PAYLOAD
         for i, seg in enumerate(segments):
             data = _read(seg.path, last_size if i == len(segments) - 1 else None)
-            it = iter_records(data)
-            for off, kind, seq, payload in it:
-                if seq < prev or (off == 0 and seq != seg.first_seq):
-                    raise JournalCorrupted(seg.path, off, f"seq {seq} out of order")
+            # The hot loop of replay: framing checks inlined (no per-record generator
+            # of iter_records); any anomaly is re-diagnosed by iter_records below.
+            view = memoryview(data)
+            size = len(data)
+            off = 0
+            first = True
+            while off + hsize <= size:
+                length, crc, kind, seq = unpack(data, off)
+                end = off + hsize + length
+                if (
+                    length > max_payload
+                    or end > size
+                    or crc32(view[off + crc_start : end]) != crc
+                    or seq < prev
+                    or (first and seq != seg.first_seq)
+                ):
+                    break
+                first = False
                 prev = seq
                 if seq > after_seq:
-                    yield kind, seq, payload
-            if it.stop is not Stop.CLEAN:
+                    yield kind, seq, data[off + hsize : end]
+                off = end
+            if off != size:
+                it = iter_records(data, off)
+                for rec_off, _kind, seq, _payload in it:
+                    raise JournalCorrupted(seg.path, rec_off, f"seq {seq} out of order")
                 raise JournalCorrupted(seg.path, it.end, f"{_stop_name(it.stop)}: {it.detail}")
 
     def verify(self) -> int:

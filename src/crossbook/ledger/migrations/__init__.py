@@ -1,0 +1,1 @@
+"""Alembic migrations of the ledger projection (run them with ``crossbook.ledger.migrate``)."""
