@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -184,6 +185,7 @@ class JournaledService:
         self.sequencer = Sequencer(self.machine.last_seq, clock)
         self.snapshot_every = snapshot_every
         self._since_snapshot = self.recovery.commands_replayed
+        self._flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-fsync")
 
     def submit(self, commands: Iterable[Any]) -> list[list[Any]]:
         """Sequence, journal and execute a batch; durable (one fsync) on return."""
@@ -197,7 +199,40 @@ class JournaledService:
         self.sequencer.last_seq = self.machine.last_seq
         return out
 
+    def submit_pipelined(self, commands: Iterable[Any]) -> Future[list[list[Any]]]:
+        """Group commit with the fsync overlapped, for stamped commands: execute and
+        write this batch now,
+        fsync it on the flusher thread, and resolve the future (the acknowledgement)
+        only once it is durable. The caller may go on with the next batch meanwhile."""
+        events = self._execute(commands)
+        self.sequencer.last_seq = self.machine.last_seq
+        self.journal.write()
+        durable = self._flusher.submit(self.journal.sync)
+        acked: Future[list[list[Any]]] = Future()
+
+        def done(f: Future[None]) -> None:
+            error = f.exception()
+            if error is None:
+                acked.set_result(events)
+            else:
+                acked.set_exception(error)
+
+        durable.add_done_callback(done)
+        self._after_batch(len(events))
+        return acked
+
     def _run(self, commands: Iterable[Any]) -> list[list[Any]]:
+        out = self._execute(commands)
+        self.journal.commit()
+        self._after_batch(len(out))
+        return out
+
+    def _after_batch(self, count: int) -> None:
+        self._since_snapshot += count
+        if self._since_snapshot >= self.snapshot_every:
+            self.take_snapshot()
+
+    def _execute(self, commands: Iterable[Any]) -> list[list[Any]]:
         append = self.journal.append
         encode = command_encoder.encode
         execute = self.machine.execute
@@ -211,10 +246,6 @@ class JournaledService:
             events = execute(command)
             append(EVENTS, seq, encode(events))
             out.append(events)
-        self.journal.commit()
-        self._since_snapshot += len(out)
-        if self._since_snapshot >= self.snapshot_every:
-            self.take_snapshot()
         return out
 
     def take_snapshot(self) -> int:
@@ -227,6 +258,7 @@ class JournaledService:
         return seq
 
     def close(self) -> None:
+        self._flusher.shutdown(wait=True)
         self.journal.close()
 
 
