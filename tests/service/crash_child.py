@@ -37,14 +37,27 @@ def main(data_dir: str, kind: str) -> None:
     start = service.machine.last_seq
     todo = [c for c in commands if c.seq > start]
     print(f"START {start}", flush=True)
+    in_flight = None
     for n, i in enumerate(range(0, len(todo), BATCH)):
         chunk = todo[i : i + BATCH]
-        service.submit_stamped(chunk)
-        print(f"ACK {chunk[-1].seq}", flush=True)
-        if kind == "exchange" and n % 10 == 0:
+        if kind == "engine":
+            service.submit_stamped(chunk)
+            print(f"ACK {chunk[-1].seq}", flush=True)
+            continue
+        # the exchange runs pipelined: a batch is acknowledged once its fsync is done,
+        # while the next batch already executes
+        acked = service.submit_pipelined(chunk)
+        if in_flight is not None:
+            in_flight[1].result()
+            print(f"ACK {in_flight[0]}", flush=True)
+        in_flight = (chunk[-1].seq, acked)
+        if n % 10 == 0:
             from crossbook.projection import project
 
             project(path, journal=service.journal)
+    if in_flight is not None:
+        in_flight[1].result()
+        print(f"ACK {in_flight[0]}", flush=True)
     if kind == "exchange":
         from crossbook.projection import project
 
