@@ -13,6 +13,7 @@ a replay of the journal's tail, which re-derives the same events.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -147,18 +148,31 @@ def recover(
     encode = command_encoder.encode
     replayed = checked = 0
     last_seq, last_events, has_events = 0, [], True
-    for kind, seq, payload in journal.records(after_seq=snap_seq):
-        if kind == COMMAND:
-            last_events = execute(decode(payload))
-            last_seq, has_events = seq, False
-            replayed += 1
-        elif kind == EVENTS and seq == last_seq:
-            has_events = True
-            if verify_events:
-                if encode(last_events) != payload:
-                    recorded = events_decoder.decode(payload)
-                    raise EventsMismatch(f"seq {seq}: journal has {recorded!r}")
-                checked += 1
+    collecting = gc.isenabled()
+    gc.disable()  # replay allocates much and frees by reference counting
+    try:
+        if verify_events:
+            for kind, seq, payload in journal.records(after_seq=snap_seq):
+                if kind == COMMAND:
+                    last_events = execute(decode(payload))
+                    last_seq, has_events = seq, False
+                    replayed += 1
+                elif kind == EVENTS and seq == last_seq:
+                    has_events = True
+                    if encode(last_events) != payload:
+                        recorded = events_decoder.decode(payload)
+                        raise EventsMismatch(f"seq {seq}: journal has {recorded!r}")
+                    checked += 1
+        else:
+            reader = journal.records(after_seq=snap_seq, kind=COMMAND)
+            for _, seq, payload in reader:
+                last_events = execute(decode(payload))
+                last_seq = seq
+                replayed += 1
+            has_events = not replayed or reader.last_kind == EVENTS
+    finally:
+        if collecting:
+            gc.enable()
     if not has_events:
         # the crash fell between a command and its events: complete the record pair
         journal.append(EVENTS, last_seq, encode(last_events))

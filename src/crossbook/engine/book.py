@@ -668,18 +668,23 @@ class OrderBook:
 
     def _emit_levels(self, seq: int, ts: int, ev: list[Event]) -> None:
         symbol = self.symbol
-        for touched, side, name in (
-            (self._touched_bids, self.bids, BUY),
-            (self._touched_asks, self.asks, SELL),
-        ):
-            if not touched:
-                continue
-            levels = side.levels
-            for price in sorted(touched):
+        touched = self._touched_bids
+        if touched:
+            levels = self.bids.levels
+            for price in sorted(touched) if len(touched) > 1 else touched:
                 level = levels.get(price)
                 now = 0 if level is None else level.total
                 if now != touched[price]:
-                    ev.append(BookLevelChanged(seq, ts, symbol, name, price, now))
+                    ev.append(BookLevelChanged(seq, ts, symbol, BUY, price, now))
+            touched.clear()
+        touched = self._touched_asks
+        if touched:
+            levels = self.asks.levels
+            for price in sorted(touched) if len(touched) > 1 else touched:
+                level = levels.get(price)
+                now = 0 if level is None else level.total
+                if now != touched[price]:
+                    ev.append(BookLevelChanged(seq, ts, symbol, SELL, price, now))
             touched.clear()
 
     # ----------------------------------------------------------------- cancel

@@ -60,6 +60,10 @@ class MatchingEngine:
         if command.seq <= self.last_seq:
             return []
         self.last_seq = command.seq
+        if type(command) is PlaceOrder:  # the hot path, without a second dispatch
+            book = self.books.get(command.market)
+            if book is not None:
+                return book.execute_place(command)
         return self._handlers[type(command)](command)
 
     def _place(self, c: PlaceOrder) -> list[Event]:

@@ -419,16 +419,20 @@ class ReferenceEngine:
             return taker.budget_scaled // book.market.notional_divisor
         return taker.order.leaves
 
-    def _has_left(self, taker: _Taker) -> bool:
-        if taker.quote_sized:
-            return taker.budget_scaled > 0
-        return taker.order.leaves > 0
+    def _has_left(self, book: _Market, taker: _Taker) -> bool:
+        """Whether the taker has "something left": its leaves, in the unit it is sized in.
+
+        For a quote-sized order that is the budget in quote minor units, rounded down: a
+        fill that reports ``taker_leaves == 0`` ends the order's life, so matching must
+        not go on with the sub-unit dust of the budget (no self-trade expiry after it).
+        """
+        return self._taker_leaves(book, taker) > 0
 
     def _match(self, book: _Market, taker: _Taker) -> bool:
         """The matching loop. Returns False if the taker expired by self-trade prevention."""
         m = book.market
         order = taker.order
-        while self._has_left(taker):
+        while self._has_left(book, taker):
             makers = book.resting(_opposite(order.side))
             if not makers or not self._accepts(taker, makers[0].price):
                 break

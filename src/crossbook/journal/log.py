@@ -151,6 +151,67 @@ def _scan(segment: _Segment, data: bytes, prev_seq: int) -> _Scan:
     return _Scan(it.end, it.stop, it.detail, it.count, last)
 
 
+class RecordReader:
+    """Iterator over a journal's records (see ``Journal.records``). Once exhausted,
+    ``last_kind`` and ``last_seq`` describe the last record read, of any kind."""
+
+    __slots__ = ("_gen", "last_kind", "last_seq")
+
+    def __init__(
+        self, segments: list[_Segment], last_size: int, after_seq: int, kind: int | None
+    ) -> None:
+        self.last_kind = 0
+        self.last_seq = 0
+        self._gen = self._run(segments, last_size, after_seq, kind)
+
+    def __iter__(self) -> Iterator[tuple[int, int, bytes]]:
+        return self._gen
+
+    def __next__(self) -> tuple[int, int, bytes]:
+        return next(self._gen)
+
+    def _run(
+        self, segments: list[_Segment], last_size: int, after_seq: int, want: int | None
+    ) -> Iterator[tuple[int, int, bytes]]:
+        prev = 0
+        kind = 0
+        unpack = HEADER.unpack_from
+        crc32 = zlib.crc32
+        hsize = HEADER.size
+        crc_start = CRC_START
+        max_payload = MAX_PAYLOAD
+        for i, seg in enumerate(segments):
+            data = _read(seg.path, last_size if i == len(segments) - 1 else None)
+            # The hot loop of replay: framing checks inlined (no per-record generator
+            # of iter_records); any anomaly is re-diagnosed by iter_records below.
+            view = memoryview(data)
+            size = len(data)
+            off = 0
+            first = True
+            while off + hsize <= size:
+                length, crc, kind, seq = unpack(data, off)
+                end = off + hsize + length
+                if (
+                    length > max_payload
+                    or end > size
+                    or crc32(view[off + crc_start : end]) != crc
+                    or seq < prev
+                    or (first and seq != seg.first_seq)
+                ):
+                    break
+                first = False
+                prev = seq
+                if seq > after_seq and (want is None or kind == want):
+                    yield kind, seq, data[off + hsize : end]
+                off = end
+            if off != size:
+                it = iter_records(data, off)
+                for rec_off, _kind, seq, _payload in it:
+                    raise JournalCorrupted(seg.path, rec_off, f"seq {seq} out of order")
+                raise JournalCorrupted(seg.path, it.end, f"{_stop_name(it.stop)}: {it.detail}")
+            self.last_kind, self.last_seq = kind, prev
+
+
 class Journal:
     """A durable, append-only log of ``(kind, seq, payload)`` records.
 
@@ -454,8 +515,9 @@ class Journal:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def records(self, after_seq: int = 0) -> Iterator[tuple[int, int, bytes]]:
-        """Iterate committed ``(kind, seq, payload)`` with ``seq > after_seq``, in order.
+    def records(self, after_seq: int = 0, kind: int | None = None) -> RecordReader:
+        """Iterate committed ``(kind, seq, payload)`` with ``seq > after_seq``, in order
+        (only records of ``kind`` if given; the others are still checked).
 
         Sees what was committed when ``records`` was called. Segments that cannot hold
         such a seq are not read; each other segment is read with one read. Raises
@@ -465,47 +527,7 @@ class Journal:
         start = 0
         while start + 1 < len(segments) and segments[start + 1].first_seq <= after_seq:
             start += 1
-        return self._iter_segments(segments[start:], self._durable_size, after_seq)
-
-    @staticmethod
-    def _iter_segments(
-        segments: list[_Segment], last_size: int, after_seq: int
-    ) -> Iterator[tuple[int, int, bytes]]:
-        prev = 0
-        unpack = HEADER.unpack_from
-        crc32 = zlib.crc32
-        hsize = HEADER.size
-        crc_start = CRC_START
-        max_payload = MAX_PAYLOAD
-        for i, seg in enumerate(segments):
-            data = _read(seg.path, last_size if i == len(segments) - 1 else None)
-            # The hot loop of replay: framing checks inlined (no per-record generator
-            # of iter_records); any anomaly is re-diagnosed by iter_records below.
-            view = memoryview(data)
-            size = len(data)
-            off = 0
-            first = True
-            while off + hsize <= size:
-                length, crc, kind, seq = unpack(data, off)
-                end = off + hsize + length
-                if (
-                    length > max_payload
-                    or end > size
-                    or crc32(view[off + crc_start : end]) != crc
-                    or seq < prev
-                    or (first and seq != seg.first_seq)
-                ):
-                    break
-                first = False
-                prev = seq
-                if seq > after_seq:
-                    yield kind, seq, data[off + hsize : end]
-                off = end
-            if off != size:
-                it = iter_records(data, off)
-                for rec_off, _kind, seq, _payload in it:
-                    raise JournalCorrupted(seg.path, rec_off, f"seq {seq} out of order")
-                raise JournalCorrupted(seg.path, it.end, f"{_stop_name(it.stop)}: {it.detail}")
+        return RecordReader(segments[start:], self._durable_size, after_seq, kind)
 
     def verify(self) -> int:
         """Check every committed record; return how many there are.
