@@ -131,7 +131,7 @@ def test_rounding_never_pays_out_what_was_not_received() -> None:
     received = x.balance(1, "USD")[0]
     # exact value 7 * 3 * 33,333.33 / 10**8 USD = 0.006999999... USD
     assert paid == 7 and received == 0  # each IOC buyer pays its own ceiling; seller floors
-    assert x.core.accounts.balances[("fees", "USD")] == paid - received
+    assert x.core.accounts.balances[("rounding", "USD")] == paid - received
 
 
 def test_amend_up_needs_and_holds_more_funds() -> None:

@@ -156,7 +156,7 @@ class Totals:
 def assets_total(core: ExchangeCore) -> dict[str, int]:
     totals: dict[str, int] = defaultdict(int)
     for (account, asset), amount in core.accounts.balances.items():
-        if account.startswith("user:") or account == "fees":
+        if account.startswith("user:") or account in ("fees", "rounding"):
             totals[asset] += amount
     return {a: v for a, v in totals.items() if v}
 

@@ -35,8 +35,8 @@ def ledger_errors(core: ExchangeCore) -> list[str]:
         per_asset[asset] += amount
         if account.startswith("user:") and amount < 0:
             errors.append(f"negative balance {account} {asset} = {amount}")
-        if account == "fees" and amount < 0:
-            errors.append(f"negative fees {asset} = {amount}")
+        if account in ("fees", "rounding") and amount < 0:
+            errors.append(f"negative {account} {asset} = {amount}")
     errors += [f"ledger of {a} sums to {s}" for a, s in per_asset.items() if s]
 
     # held balances equal the holds of open orders and pending withdrawals

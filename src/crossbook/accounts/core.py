@@ -14,7 +14,7 @@ Rounding (all exact integers; the exchange never pays out what it did not receiv
   fills and ``D`` the market's notional divisor. A buyer has paid ``ceil(S / D)`` in
   total and a seller has received ``floor(S / D)`` gross, so each fill moves the
   difference of those running totals. The buyer's and seller's rounding differences
-  go to ``fees``; summed over all orders that account never goes below zero.
+  go to ``rounding``; summed over all orders that account never goes below zero.
 - Fees are charged in the asset received, per role (maker / taker), also on running
   totals: ``fee = ceil(gross * ppm / 1_000_000)``, at the rates fixed when the order
   was placed (market schedule, user tier).
@@ -44,6 +44,7 @@ from crossbook.domain.events import (
 from crossbook.domain.ledger import (
     ADJUSTMENTS,
     FEES,
+    ROUNDING,
     AdjustBalance,
     CancelWithdrawal,
     CommandRejected,
@@ -428,7 +429,8 @@ class Accounts:
         postings = [
             Posting(b_held, quote, -cost),
             Posting(s_avail, quote, gross - fee_quote),
-            Posting(FEES, quote, fee_quote + cost - gross),
+            Posting(FEES, quote, fee_quote),
+            Posting(ROUNDING, quote, cost - gross),
             Posting(s_held, base, -qty),
             Posting(b_avail, base, qty - fee_base),
             Posting(FEES, base, fee_base),

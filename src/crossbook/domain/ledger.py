@@ -3,7 +3,9 @@
 Ledger account names (the asset is a separate field of each posting):
 
 - ``user:<id>:available`` and ``user:<id>:held`` — what the exchange owes a user;
-- ``fees`` — fee income (and the sub-unit remainders of rounding, see accounts);
+- ``fees`` — fee income;
+- ``rounding`` — what buyers paid above sellers' receipts when a notional is not a
+  whole number of minor units (see accounts; never negative in total);
 - ``external:<network>`` — money that entered (negative) or left through a network;
 - ``adjustments`` — the counterpart of manual corrections.
 
@@ -25,6 +27,7 @@ def held(user: int) -> str:
 
 
 FEES = "fees"
+ROUNDING = "rounding"
 ADJUSTMENTS = "adjustments"
 
 

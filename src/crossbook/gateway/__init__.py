@@ -1,0 +1,1 @@
+"""The API gateway: REST and WebSocket, native and Binance-compatible."""
