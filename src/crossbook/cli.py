@@ -24,6 +24,79 @@ def main() -> None:
     """Crossbook: an open-source cryptocurrency exchange."""
 
 
+def _graceful_server_class() -> type:
+    import contextlib
+    import signal
+    import threading
+    from collections.abc import Iterator
+
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """uvicorn's server, except that a completed SIGINT/SIGTERM shutdown (journal
+        flushed, state saved) exits with status 0 instead of re-raising the signal."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            handled = (signal.SIGINT, signal.SIGTERM)
+            original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+            try:
+                yield
+            finally:
+                for sig, handler in original.items():
+                    signal.signal(sig, handler)
+
+    return GracefulServer
+
+
+@app.command()
+def run(
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Where the exchange keeps its data.")
+    ] = Path("data"),
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Demo users, funds and a market maker.")
+    ] = False,
+    market_maker: Annotated[bool, typer.Option("--market-maker/--no-market-maker")] = True,
+    fsync: Annotated[bool, typer.Option("--fsync/--no-fsync", help="fsync each batch.")] = True,
+) -> None:
+    """Start the whole exchange in one process (REST + WebSocket on one port)."""
+    import asyncio
+
+    import uvicorn
+
+    from crossbook.gateway.app import create_app
+    from crossbook.logs import configure_logging
+
+    configure_logging()
+    if not 0 < port < 65536:
+        raise typer.BadParameter("--port must be 1..65535")
+    app_ = create_app(data_dir.resolve(), fsync=fsync)
+    state = app_.state.crossbook
+    if demo:
+        from crossbook.demo import MarketMaker, maker_user, setup_demo
+
+        async def start_demo(st: object) -> None:
+            creds = await setup_demo(st)
+            console.print(f"demo users and API keys: {data_dir / 'demo-credentials.json'}")
+            if market_maker:
+                bot = MarketMaker(st, maker_user(creds))
+                bot.start()
+
+        state.on_started.append(start_demo)
+    console.print(f"Crossbook is starting on http://{host}:{port}  (data in {data_dir})")
+    _GracefulServer = _graceful_server_class()
+    config = uvicorn.Config(app_, host=host, port=port, log_level="warning", lifespan="on",
+                            ws_max_size=1 << 20)  # fmt: skip
+    server = _GracefulServer(config)
+    asyncio.run(server.serve())
+
+
 @app.command()
 def replay(
     data_dir: Annotated[Path, typer.Option("--data-dir", help="The exchange's data directory.")],

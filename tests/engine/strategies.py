@@ -2,8 +2,13 @@
 
 Streams are drawn as lists of raw "specs" (plain tuples of small numbers) and then built
 into commands deterministically, so that shrinking a stream is just shrinking a list.
-References to earlier orders (cancel/amend by id) are indexes into the orders placed so
-far, resolved at build time, so that most of them name an order that exists.
+References to earlier orders (cancel/amend by id or client id) are indexes resolved at
+build time: mostly into the orders open at that point (the reference engine runs along
+only to know them), sometimes into all orders ever placed or an unknown id.
+
+Markets: PLAIN (everything 1), NOTIONAL (min notional 500), SCALED (tick 5, step 5,
+non-integral notionals) and BIG (ETH/USDT-like scales, huge integers), plus the unknown
+market "NOPE". Prices stay within 4 ticks of a middle so that orders cross often.
 """
 
 from __future__ import annotations
@@ -62,7 +67,21 @@ SCALED = Market(
     max_quantity=5000,
     min_notional=1500,
 )
-MARKETS: tuple[Market, ...] = (PLAIN, NOTIONAL, SCALED)
+# Realistic, large scales (like ETH/USDT): big integers, tick 0.01, step 0.0001 ETH.
+BIG = Market(
+    symbol="BIG",
+    base="ETH",
+    quote="USDT",
+    base_scale=18,
+    quote_scale=6,
+    price_scale=2,
+    tick_size=1,
+    step_size=10**14,
+    min_quantity=10**14,
+    max_quantity=10**23,
+    min_notional=5 * 10**6,
+)
+MARKETS: tuple[Market, ...] = (PLAIN, NOTIONAL, SCALED, BIG)
 UNKNOWN = "NOPE"
 OWNERS = (1, 2, 3, 4)
 CLIENT_IDS = ("", "", "", "a", "b", "c")
@@ -73,20 +92,20 @@ class _Scale:
     """How to draw readable numbers for one market."""
 
     mid: int  # middle of the price band (in ticks)
-    band: int  # half-width of the price band (in ticks)
     qty_unit: int  # step
-    qty_max: int  # usual maximum quantity (in steps)
     quote_unit: int  # usual quote budget unit
 
 
 _SCALES = {
-    "PLAIN": _Scale(mid=100, band=4, qty_unit=1, qty_max=12, quote_unit=100),
-    "NOTIONAL": _Scale(mid=100, band=4, qty_unit=1, qty_max=12, quote_unit=100),
-    "SCALED": _Scale(mid=200, band=4, qty_unit=5, qty_max=12, quote_unit=700),
+    "PLAIN": _Scale(mid=100, qty_unit=1, quote_unit=100),
+    "NOTIONAL": _Scale(mid=100, qty_unit=1, quote_unit=100),
+    "SCALED": _Scale(mid=200, qty_unit=5, quote_unit=700),
+    # 3000.00 USDT per ETH; 0.0037 ETH steps of about 11.10 USDT
+    "BIG": _Scale(mid=300_000, qty_unit=37 * 10**14, quote_unit=11_123_457),
 }
 
 # Raw specs: flat tuples of small integers; their meaning is decided in `build`.
-# (market selector, seq selector, command kind, then twelve fields reused by all kinds)
+# (market selector, seq selector, command kind, then eleven fields shared by the kinds)
 _spec = st.tuples(
     st.integers(0, 99),  # market selector
     st.integers(0, 99),  # seq: normal, or replay an old seq
@@ -114,12 +133,17 @@ class _Placed:
 
 
 def _build_place(
-    spec: Sequence[int], seq: int, ts: int, market: str, placed: list[_Placed]
+    spec: Sequence[int],
+    seq: int,
+    ts: int,
+    market: str,
+    placed: list[_Placed],
+    owners: int = len(OWNERS),
 ) -> PlaceOrder:
     kind, owner_i, sell, poff, qsteps, stp_i, cid_i, bad, soff, oid_sel, ref = spec
     sc = _SCALES.get(market, _SCALES["PLAIN"])
     tick = {m.symbol: m.tick_size for m in MARKETS}.get(market, 1)
-    owner = OWNERS[owner_i]
+    owner = OWNERS[owner_i % owners]
     side = Side.SELL if sell else Side.BUY
     price = (sc.mid + poff) * tick
     quantity = qsteps * sc.qty_unit
@@ -160,10 +184,10 @@ def _build_place(
             quantity=quantity + 3 * sc.qty_unit,
             display_quantity=display,
         )
-    elif kind < 67:  # market by quantity
+    elif kind < 65:  # market by quantity
         tif = TimeInForce.FOK if kind % 3 == 0 else TimeInForce.IOC
         fields.update(type=OrderType.MARKET, quantity=quantity, time_in_force=tif)
-    elif kind < 73:  # market by quote amount
+    elif kind < 74:  # market by quote amount
         fields.update(
             type=OrderType.MARKET,
             quote_quantity=qsteps * sc.quote_unit + abs(poff) * 7,
@@ -256,10 +280,14 @@ def _target(
     return recent[ref % len(recent)] if ref % 4 else mine[ref % len(mine)]
 
 
-def build(specs: Sequence[Sequence[int]], primary_index: int = 0) -> list[Command]:
+def build(
+    specs: Sequence[Sequence[int]], primary_index: int = 0, owners: int = len(OWNERS)
+) -> list[Command]:
     """Turn raw specs into a command stream (seq increasing, except deliberate replays).
 
     Most commands go to the primary market; some to the others or to an unknown one.
+    Owners are drawn from the first ``owners`` of :data:`OWNERS` (fewer owners: more
+    self-trade prevention).
     The reference engine runs alongside, only to aim cancels and amends at open orders.
     """
     engine = ReferenceEngine(MARKETS)
@@ -286,12 +314,12 @@ def build(specs: Sequence[Sequence[int]], primary_index: int = 0) -> list[Comman
         if cmd_kind >= 95:
             kind = "cancel_all"
         if kind == "place":
-            cmd = _build_place(body, cmd_seq, ts, market, placed)
+            cmd = _build_place(body, cmd_seq, ts, market, placed, owners)
             placed.append(_Placed(cmd.order_id or cmd.seq, cmd.owner, cmd.client_order_id, market))
         elif kind in ("cancel", "amend"):
             how, owner_i, _, poff, qsteps, own_sel, cid_i, what, _, _, ref = body
             target = _target(placed, market, ref, engine)
-            owner = OWNERS[owner_i]
+            owner = OWNERS[owner_i % owners]
             order_id, client_id = 0, ""
             if target is not None and own_sel < 85:
                 owner = target.owner
@@ -348,7 +376,7 @@ def build(specs: Sequence[Sequence[int]], primary_index: int = 0) -> list[Comman
                     quantity=new_qty,
                 )
         else:
-            cmd = CancelAll(seq=cmd_seq, ts=ts, market=market, owner=OWNERS[body[1]])
+            cmd = CancelAll(seq=cmd_seq, ts=ts, market=market, owner=OWNERS[body[1] % owners])
         commands.append(cmd)
         engine.execute(cmd)
     return commands
@@ -363,9 +391,10 @@ def command_streams(draw: st.DrawFn, min_size: int = 1, max_size: int = 60) -> l
     own span of choices, so the shrinker can delete commands one by one.
     """
     primary = draw(st.integers(0, len(MARKETS) - 1))
+    owners = draw(st.integers(2, len(OWNERS)))
     specs: list[Sequence[int]] = []
     while len(specs) < max_size:
         if len(specs) >= min_size and draw(st.integers(0, 39)) == 0:
             break
         specs.append(draw(_spec))
-    return build(specs, primary)
+    return build(specs, primary, owners)

@@ -702,3 +702,69 @@ def test_default_markets_work() -> None:
     # 10 USDT at 50000.00: 0.0002 BTC = 20000 sats, on the 1000-sat step
     fill = only(ev, OrderFilled)[0]
     assert (fill.quantity, fill.taker_leaves) == (20_000, 0)
+
+
+# -- readings of the contract where the text needs care ----------------------------------
+
+
+def test_quote_sized_self_trade_is_checked_before_affordability(d: Driver) -> None:
+    """docs/matching.md, Matching: the same-owner bullet comes first; "if that is 0,
+    matching stops" belongs to the *Otherwise* branch. With 50 left, an own maker at 100
+    is met first: EXPIRE_TAKER expires the taker by STP (not MARKET)."""
+    d.place(SELL, 99, 1, owner=2)
+    d.place(SELL, 100, 5, owner=1)
+    ev = d.place(BUY, 0, 0, quote_quantity=149, type=OrderType.MARKET,
+                 time_in_force=TimeInForce.IOC, stp=SelfTradePrevention.EXPIRE_TAKER)  # fmt: skip
+    assert kinds(ev) == ["OrderAccepted", "OrderFilled", "OrderExpired", "BookLevelChanged"]
+    assert ev[2] == OrderExpired(3, 30, M, 3, 1, "", 50, ExpireReason.SELF_TRADE_TAKER)
+
+
+def test_quote_sized_dust_ends_matching(d: Driver) -> None:
+    """A fill that leaves 0 quote minor units ends the order (one terminal event), even
+    when a sub-unit remainder of the scaled budget is left: no STP expiry after it."""
+    # SCALED: 15 (0.15 base) at 5005 (500.5 quote) costs 75.075; budget 75.08 leaves 0.005
+    d.place(SELL, 5005, 15, owner=2, market="SCALED")
+    d.place(SELL, 5005, 10, owner=1, market="SCALED")
+    ev = d.place(BUY, 0, 0, market="SCALED", quote_quantity=7508, type=OrderType.MARKET,
+                 time_in_force=TimeInForce.IOC, stp=SelfTradePrevention.EXPIRE_TAKER)  # fmt: skip
+    assert kinds(ev) == ["OrderAccepted", "OrderFilled", "BookLevelChanged"]
+    assert only(ev, OrderFilled)[0].taker_leaves == 0
+
+
+def test_stops_do_not_fire_without_a_last_trade(d: Driver) -> None:
+    # A sell stop at or below 100 would "hold" against a last price of 0: there is none.
+    d.place(SELL, 0, 5, type=OrderType.STOP_MARKET, stop_price=100,
+            time_in_force=TimeInForce.IOC)  # fmt: skip
+    d.place(BUY, 100, 1, owner=2)
+    assert [o.is_stop for o in d.engine.open_orders(M)] == [True, False]
+    d.place(SELL, 101, 1, owner=3)
+    ev = d.place(BUY, 101, 1, owner=4)  # last 101: still above the stop
+    assert "OrderTriggered" not in kinds(ev)
+    ev = d.place(SELL, 100, 1, owner=3)  # trades with #2 at 100: fires
+    assert kinds(ev)[:3] == ["OrderAccepted", "OrderFilled", "OrderTriggered"]
+
+
+def test_triggered_stop_limit_rests_as_an_ordinary_order(d: Driver) -> None:
+    """No second OrderAccepted; once triggered it is no longer "a stop order": it shows
+    its original type and stop price, ``is_stop`` False, and can be amended."""
+    d.place(SELL, 100, 1, owner=2)
+    d.place(BUY, 100, 1, owner=3)  # last 100
+    d.place(BUY, 99, 5, type=OrderType.STOP_LIMIT, stop_price=101)  # 3
+    d.place(SELL, 101, 1, owner=2)
+    ev = d.place(BUY, 101, 1, owner=3)
+    assert kinds(ev) == [
+        "OrderAccepted",
+        "OrderFilled",
+        "OrderTriggered",
+        "BookLevelChanged",
+        "BookLevelChanged",
+    ]
+    [o] = d.engine.open_orders(M)
+    assert (o.order_id, o.type, o.stop_price, o.is_stop, o.visible) == (
+        3,
+        OrderType.STOP_LIMIT,
+        101,
+        False,
+        5,
+    )
+    assert kinds(d.amend(order_id=3, price=98))[0] == "OrderAmended"

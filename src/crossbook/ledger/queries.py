@@ -22,6 +22,7 @@ from crossbook.ledger.schema import (
     OPEN_STATUSES,
     balances,
     ledger_postings,
+    ledger_transactions,
     orders,
     projection_progress,
     trades,
@@ -200,3 +201,103 @@ def list_trades(source: Source, *, market: str | None = None) -> list[TradeRow]:
     with _engine(source) as engine, engine.connect() as conn:
         rows = conn.execute(query.order_by(trades.c.market, trades.c.trade_id))
         return [TradeRow(**row._mapping) for row in rows]
+
+
+def orders_of(
+    source: Source,
+    owner: int,
+    *,
+    market: str | None = None,
+    from_id: int | None = None,
+    start_ts: int | None = None,
+    end_ts: int | None = None,
+    limit: int = 500,
+) -> list[OrderRow]:
+    """One owner's orders (any status), oldest first, at most ``limit``."""
+    query = select(orders).where(orders.c.owner == owner)
+    if market is not None:
+        query = query.where(orders.c.market == market)
+    if from_id is not None:
+        query = query.where(orders.c.order_id >= from_id)
+    if start_ts is not None:
+        query = query.where(orders.c.created_ts >= start_ts)
+    if end_ts is not None:
+        query = query.where(orders.c.created_ts <= end_ts)
+    if from_id is None and start_ts is None:
+        newest = _orders(query.order_by(orders.c.order_id.desc()).limit(limit), source)
+        return newest[::-1]
+    return _orders(query.order_by(orders.c.order_id).limit(limit), source)
+
+
+def order_by_client_id(
+    source: Source, market: str, owner: int, client_order_id: str
+) -> OrderRow | None:
+    """The newest order of ``owner`` in ``market`` with that client order id."""
+    query = (
+        select(orders)
+        .where(
+            orders.c.market == market,
+            orders.c.owner == owner,
+            orders.c.client_order_id == client_order_id,
+        )
+        .order_by(orders.c.order_id.desc())
+        .limit(1)
+    )
+    found = _orders(query, source)
+    return found[0] if found else None
+
+
+def trades_of(
+    source: Source,
+    owner: int,
+    *,
+    market: str | None = None,
+    order_id: int | None = None,
+    from_id: int | None = None,
+    start_ts: int | None = None,
+    end_ts: int | None = None,
+    limit: int = 500,
+) -> list[TradeRow]:
+    """Trades in which ``owner`` was maker or taker, oldest first, at most ``limit``."""
+    query = select(trades).where(
+        (trades.c.taker_owner == owner) | (trades.c.maker_owner == owner)
+    )
+    if market is not None:
+        query = query.where(trades.c.market == market)
+    if order_id is not None:
+        query = query.where(
+            (trades.c.taker_order_id == order_id) | (trades.c.maker_order_id == order_id)
+        )
+    if from_id is not None:
+        query = query.where(trades.c.trade_id >= from_id)
+    if start_ts is not None:
+        query = query.where(trades.c.ts >= start_ts)
+    if end_ts is not None:
+        query = query.where(trades.c.ts <= end_ts)
+    ordered_newest = from_id is None and start_ts is None
+    query = query.order_by(
+        trades.c.trade_id.desc() if ordered_newest else trades.c.trade_id
+    ).limit(limit)
+    with _engine(source) as engine, engine.connect() as conn:
+        rows = [TradeRow(**row._mapping) for row in conn.execute(query)]
+    return rows[::-1] if ordered_newest else rows
+
+
+def trade_fees(source: Source, market: str, trade_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Fees charged on the given trades: ``{trade_id: {asset: amount}}`` (the buyer's fee
+    is in the base asset, the seller's in the quote asset)."""
+    if not trade_ids:
+        return {}
+    refs = {f"trade:{market}:{t}": t for t in trade_ids}
+    p, tx = ledger_postings.c, ledger_transactions.c
+    query = (
+        select(tx.ref, p.asset, p.amount)
+        .select_from(ledger_postings.join(ledger_transactions, p.tx_id == tx.tx_id))
+        .where(tx.ref.in_(list(refs)), p.account == "fees")
+    )
+    out: dict[int, dict[str, int]] = {}
+    with _engine(source) as engine, engine.connect() as conn:
+        for ref, asset, amount in conn.execute(query):
+            per = out.setdefault(refs[ref], {})
+            per[asset] = per.get(asset, 0) + amount
+    return out

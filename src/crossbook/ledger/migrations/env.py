@@ -10,6 +10,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
+# crossbook.auth.schema defines the auth tables (migration 0002) on the ledger's
+# MetaData: importing it makes target_metadata cover every table the migrations create.
+import crossbook.auth.schema  # noqa: F401
 from crossbook.ledger.db import VERSION_TABLE, make_engine
 from crossbook.ledger.schema import metadata
 

@@ -1,0 +1,167 @@
+"""The gateway application: one ASGI app serving REST and WebSocket on one port.
+
+``create_app(data_dir, ...)`` wires the embedded exchange: on startup it recovers
+the data dir (journal + snapshot), catches the SQL projection up, restores market
+data, and starts the runtime; on shutdown it drains the queue, makes everything
+durable, and snapshots market data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+
+from crossbook.exchange.core import ExchangeConfig
+from crossbook.gateway import binance_rest, marketdata_rest
+from crossbook.gateway.context import Gateway
+from crossbook.gateway.projector import Projector
+from crossbook.gateway.runtime import ExchangeRuntime
+from crossbook.gateway.streams import MarketStreams, UserStreams, serve_market, serve_ws_api
+from crossbook.marketdata import MarketData
+
+log = structlog.get_logger("crossbook.gateway")
+
+MARKETDATA_FILE = "marketdata.snap"
+
+
+@dataclass
+class AppState:
+    """Everything the running app holds (``app.state.crossbook``)."""
+
+    data_dir: Path
+    runtime: ExchangeRuntime
+    gateway: Gateway | None = None
+    market_streams: MarketStreams | None = None
+    user_streams: UserStreams | None = None
+    on_started: list[Callable[[AppState], Any]] = field(default_factory=list)
+
+
+def _load_marketdata(data_dir: Path, runtime: ExchangeRuntime) -> MarketData:
+    """Market data as of the last clean shutdown, rolled forward over the journal."""
+    from crossbook.domain.codec import events_decoder
+    from crossbook.journal.framing import EVENTS
+
+    markets = runtime.core.config.markets
+    path = data_dir / MARKETDATA_FILE
+    md: MarketData | None = None
+    if path.exists():
+        try:
+            md = MarketData.restore(path.read_bytes())
+        except Exception as exc:  # a damaged cache is rebuilt from the journal
+            log.warning("market data snapshot unusable; rebuilding", error=repr(exc))
+    if md is None or {m.symbol for m in md.markets} != {m.symbol for m in markets}:
+        md = MarketData(markets)
+    assert runtime.service is not None
+    # MarketData ignores what it has already seen (per-market seq), so replaying the
+    # journal's events from the start of what it lacks is enough
+    for kind, _seq, payload in runtime.service.journal.records(kind=EVENTS):
+        if kind == EVENTS:
+            md.apply(events_decoder.decode(payload))
+    return md
+
+
+def create_app(
+    data_dir: Path,
+    *,
+    config: ExchangeConfig | None = None,
+    database_url: str | None = None,
+    fsync: bool = True,
+    auth: Any = None,
+) -> FastAPI:
+    from crossbook.ledger.db import default_url
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    runtime = ExchangeRuntime(data_dir, config, fsync=fsync)
+    state = AppState(data_dir, runtime)
+    url = database_url or default_url(data_dir)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime.open()
+        assert runtime.service is not None
+        projector = Projector(data_dir, url)
+        projector.catch_up(runtime.service.journal)
+        projector.start()
+        md = _load_marketdata(data_dir, runtime)
+        auth_store = auth
+        if auth_store is None:
+            from crossbook.auth.store import AuthStore
+
+            auth_store = AuthStore(url, data_dir=data_dir, auto_migrate=True)
+        gw = Gateway(runtime, projector, auth_store, md)
+        streams = MarketStreams(md, gw.markets)
+        users = UserStreams(gw)
+        gw.user_streams = users  # type: ignore[attr-defined]
+        state.gateway, state.market_streams, state.user_streams = gw, streams, users
+        runtime.subscribe(projector.feed)
+        runtime.subscribe(streams.on_batch)
+        runtime.subscribe(users.on_batch)
+        install_routes(app, state)
+        await runtime.start()
+        for hook in state.on_started:
+            result = hook(state)
+            if hasattr(result, "__await__"):
+                await result
+        log.info("exchange started", data_dir=str(data_dir), last_seq=runtime.published_seq)
+        try:
+            yield
+        finally:
+            await runtime.stop()
+            projector.stop()
+            tmp = data_dir / (MARKETDATA_FILE + ".tmp")
+            tmp.write_bytes(md.snapshot())
+            tmp.replace(data_dir / MARKETDATA_FILE)
+            log.info("exchange stopped", last_seq=runtime.published_seq)
+
+    app = FastAPI(
+        title="Crossbook",
+        version="0.1.0",
+        description="Crossbook exchange API: native (/v1) and Binance-compatible (/api/v3).",
+        lifespan=lifespan,
+    )
+    app.state.crossbook = state
+    return app
+
+
+def install_routes(app: FastAPI, state: AppState) -> None:
+    gw = state.gateway
+    streams, users = state.market_streams, state.user_streams
+    assert gw is not None and streams is not None and users is not None
+    app.router.routes.extend(binance_rest.routes(gw))
+    app.router.routes.extend(marketdata_rest.routes(gw, binance_rest.handler))
+
+    async def ws_root(ws: WebSocket) -> None:
+        await serve_market(ws, streams, users, wrapped=False, initial=[], listen_key=None)
+
+    async def ws_named(ws: WebSocket) -> None:
+        name = ws.path_params["name"]
+        # /ws/<stream> subscribes to it; /ws/<listenKey> attaches user data
+        if users.user_of_key(name) is not None:
+            await serve_market(ws, streams, users, wrapped=False, initial=[], listen_key=name)
+        else:
+            initial = [s for s in name.split("/") if s]
+            await serve_market(ws, streams, users, wrapped=False, initial=initial, listen_key=None)
+
+    async def stream(ws: WebSocket) -> None:
+        names = [s for s in ws.query_params.get("streams", "").split("/") if s]
+        await serve_market(ws, streams, users, wrapped=True, initial=names, listen_key=None)
+
+    async def ws_api(ws: WebSocket) -> None:
+        await serve_ws_api(ws, gw, users)
+
+    app.router.routes.extend(
+        [
+            WebSocketRoute("/ws", ws_root),
+            WebSocketRoute("/ws/{name:path}", ws_named),
+            WebSocketRoute("/stream", stream),
+            WebSocketRoute("/ws-api/v3", ws_api),
+        ]
+    )

@@ -1,0 +1,550 @@
+"""WebSocket streams: Binance-compatible market data and user data, fanned out.
+
+Each durable batch from the runtime is turned into stream messages once: every
+message is encoded a single time per form (raw for ``/ws``, wrapped as
+``{"stream", "data"}`` for ``/stream``) and the same bytes are queued to every
+subscriber. Each connection has a bounded send queue; a consumer that falls that far
+behind is disconnected (close code 1008) rather than buffered without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import structlog
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from crossbook.domain.ledger import TransactionPosted
+from crossbook.domain.markets import Market
+from crossbook.domain.money import format_amount
+from crossbook.gateway.orders import OrderTracker, OrderView
+from crossbook.marketdata import DepthUpdate, MarketData, merge_depth_updates
+from crossbook.marketdata import binance as fmt
+
+log = structlog.get_logger("crossbook.streams")
+encode = msgspec.json.encode
+
+SEND_QUEUE = 2_000  # messages a connection may have pending before it is dropped
+MAX_STREAMS = 1_024  # subscriptions per connection
+MAX_INCOMING_PER_S = 10  # control messages per second per connection
+PARTIAL_DEPTHS = (5, 10, 20)
+
+
+class Connection:
+    """One WebSocket client: its subscriptions and its bounded send queue."""
+
+    def __init__(self, ws: WebSocket, *, wrapped: bool) -> None:
+        self.ws = ws
+        self.wrapped = wrapped
+        self.streams: set[str] = set()
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue(SEND_QUEUE)
+        self.dropped = False
+        self._recent: list[float] = []
+
+    def offer(self, text: str) -> None:
+        if self.dropped:
+            return
+        try:
+            self.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            self.dropped = True
+            log.info("slow consumer dropped", client=str(self.ws.client))
+            with contextlib.suppress(asyncio.QueueEmpty):
+                while True:
+                    self.queue.get_nowait()
+            self.queue.put_nowait(None)
+
+    def allow_incoming(self) -> bool:
+        now = time.monotonic()
+        self._recent = [t for t in self._recent if now - t < 1.0]
+        if len(self._recent) >= MAX_INCOMING_PER_S:
+            return False
+        self._recent.append(now)
+        return True
+
+    async def writer(self) -> None:
+        while True:
+            text = await self.queue.get()
+            if text is None:
+                with contextlib.suppress(Exception):
+                    await self.ws.close(code=1008, reason="slow consumer")
+                return
+            await self.ws.send_text(text)
+
+
+class Hub:
+    """Stream name -> subscribed connections, with one encoding per message and form."""
+
+    def __init__(self) -> None:
+        self.subscribers: dict[str, set[Connection]] = defaultdict(set)
+
+    def has(self, stream: str) -> bool:
+        return bool(self.subscribers.get(stream))
+
+    def subscribe(self, conn: Connection, stream: str) -> None:
+        self.subscribers[stream].add(conn)
+        conn.streams.add(stream)
+
+    def unsubscribe(self, conn: Connection, stream: str) -> None:
+        subs = self.subscribers.get(stream)
+        if subs is not None:
+            subs.discard(conn)
+            if not subs:
+                del self.subscribers[stream]
+        conn.streams.discard(stream)
+
+    def drop(self, conn: Connection) -> None:
+        for stream in list(conn.streams):
+            self.unsubscribe(conn, stream)
+
+    def publish(self, stream: str, payload: Any) -> None:
+        subs = self.subscribers.get(stream)
+        if not subs:
+            return
+        raw: str | None = None
+        wrapped: str | None = None
+        for conn in list(subs):
+            if conn.wrapped:
+                if wrapped is None:
+                    wrapped = encode({"stream": stream, "data": payload}).decode()
+                conn.offer(wrapped)
+            else:
+                if raw is None:
+                    raw = encode(payload).decode()
+                conn.offer(raw)
+
+
+class MarketStreams:
+    """Applies durable batches to market data and publishes Binance stream messages."""
+
+    def __init__(self, marketdata: MarketData, markets: dict[str, Market]) -> None:
+        self.md = marketdata
+        self.markets = markets
+        self.hub = Hub()
+
+    def on_batch(self, items: list[tuple[Any, list[Any]]]) -> None:
+        updates = self.md.apply(e for _, events in items for e in events)
+        if not updates:
+            return
+        hub = self.hub
+        depth: dict[str, list[DepthUpdate]] = defaultdict(list)
+        latest: dict[tuple[str, str], Any] = {}
+        trades_seen = False
+        for u in updates:
+            kind = type(u).__name__
+            m = self.markets[u.market]
+            if kind == "DepthUpdate":
+                depth[u.market].append(u)
+            elif kind == "Trade":
+                trades_seen = True
+                for stream, payload in fmt.stream_events(m, u):
+                    hub.publish(stream, payload)
+            elif kind == "KlineUpdate":
+                for stream, payload in fmt.stream_events(m, u):
+                    if u.closed:
+                        hub.publish(stream, payload)
+                    else:
+                        latest[(stream, "kline")] = (stream, payload)
+            else:  # BookTicker, Ticker: only the newest of a batch matters
+                latest[(u.market, kind)] = (m, u)
+        for symbol, parts in depth.items():
+            m = self.markets[symbol]
+            sym = symbol.lower()
+            merged = merge_depth_updates(parts)
+            if hub.has(f"{sym}@depth") or hub.has(f"{sym}@depth@100ms"):
+                payload = fmt.depth_update_event(m, merged)
+                hub.publish(f"{sym}@depth", payload)
+                hub.publish(f"{sym}@depth@100ms", payload)
+            for n in PARTIAL_DEPTHS:
+                for suffix in ("", "@100ms"):
+                    stream = f"{sym}@depth{n}{suffix}"
+                    if hub.has(stream):
+                        hub.publish(stream, fmt.partial_depth_event(m, self.md.depth(symbol, n)))
+        for key, value in latest.items():
+            if key[1] == "kline":
+                hub.publish(*value)
+            else:
+                m, u = value
+                for stream, payload in fmt.stream_events(m, u):
+                    hub.publish(stream, payload)
+        if trades_seen and hub.has("!miniTicker@arr"):
+            hub.publish(
+                "!miniTicker@arr",
+                [fmt.mini_ticker_event(self.markets[t.market], t) for t in self.md.tickers()],
+            )
+        if trades_seen and hub.has("!ticker@arr"):
+            hub.publish(
+                "!ticker@arr",
+                [fmt.ticker_event(self.markets[t.market], t) for t in self.md.tickers()],
+            )
+
+    def valid_stream(self, name: str) -> bool:
+        if name in ("!miniTicker@arr", "!ticker@arr"):
+            return True
+        sym, _, rest = name.partition("@")
+        if sym.upper() not in self.markets or not rest:
+            return False
+        base = rest.removesuffix("@100ms").removesuffix("@1000ms")
+        if base in ("depth", "trade", "aggTrade", "miniTicker", "ticker", "bookTicker"):
+            return True
+        if base in ("depth5", "depth10", "depth20"):
+            return True
+        if base.startswith("kline_"):
+            from crossbook.marketdata import INTERVALS
+
+            return base[6:] in INTERVALS
+        return False
+
+
+# ------------------------------------------------------------------ user data
+
+
+class UserStreams:
+    """Per-user executionReport / outboundAccountPosition / balanceUpdate events."""
+
+    LISTEN_KEY_TTL = 60 * 60.0
+
+    def __init__(self, gateway: Any, clock: Callable[[], float] = time.monotonic) -> None:
+        self.gw = gateway
+        self.tracker = OrderTracker(gateway.markets)
+        self.listen_keys: dict[str, tuple[int, float]] = {}
+        self.by_user: dict[int, set[tuple[Connection, int | None]]] = defaultdict(set)
+        self._clock = clock
+        self._seed_open_orders()
+
+    def _seed_open_orders(self) -> None:
+        """Open orders from before this process started, so their reports are complete."""
+        for symbol, book in self.gw.runtime.core.engine.books.items():
+            for o in book.open_orders():
+                v = OrderView(
+                    symbol, o.order_id, o.owner, o.client_order_id, o.side, o.type,
+                    o.time_in_force, o.price, o.quantity, 0, o.stop_price,
+                    o.display_quantity, False, "", "new", "", o.quantity - o.leaves, 0,
+                    o.leaves, 0, 0,
+                )  # fmt: skip
+                self.tracker.views[(symbol, o.order_id)] = v
+
+    # listen keys (the older REST + /ws/<listenKey> way)
+    def listen_key(self, user: int) -> str:
+        for key, (owner, _) in self.listen_keys.items():
+            if owner == user:
+                self.listen_keys[key] = (user, self._clock() + self.LISTEN_KEY_TTL)
+                return key
+        key = secrets.token_urlsafe(45)[:60]
+        self.listen_keys[key] = (user, self._clock() + self.LISTEN_KEY_TTL)
+        return key
+
+    def keepalive(self, user: int, key: str) -> None:
+        owner = self.listen_keys.get(key)
+        if owner is not None and owner[0] == user:
+            self.listen_keys[key] = (user, self._clock() + self.LISTEN_KEY_TTL)
+
+    def close_key(self, user: int, key: str) -> None:
+        owner = self.listen_keys.get(key)
+        if owner is not None and owner[0] == user:
+            del self.listen_keys[key]
+
+    def user_of_key(self, key: str) -> int | None:
+        owner = self.listen_keys.get(key)
+        if owner is None or owner[1] < self._clock():
+            return None
+        return owner[0]
+
+    def attach(self, user: int, conn: Connection, subscription: int | None) -> None:
+        self.by_user[user].add((conn, subscription))
+
+    def detach(self, conn: Connection) -> None:
+        for user in list(self.by_user):
+            subs = self.by_user[user]
+            for item in [s for s in subs if s[0] is conn]:
+                subs.discard(item)
+            if not subs:
+                del self.by_user[user]
+
+    def on_batch(self, items: list[tuple[Any, list[Any]]]) -> None:
+        per_user: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        balances_touched: dict[int, set[str]] = defaultdict(set)
+        last_fill_views: list[tuple[OrderView, int]] = []  # (view, index of its report)
+        for _, events in items:
+            for e in events:
+                if type(e) is TransactionPosted:
+                    for p in e.postings:
+                        if p.account.startswith("user:"):
+                            user = int(p.account.split(":")[1])
+                            balances_touched[user].add(p.asset)
+                    if e.type == "trade":
+                        for v, index in last_fill_views:
+                            self.tracker.fee_for(v, e)
+                            per_user[v.owner][index] = self.execution_report(v, e.ts, "TRADE")
+                    if e.type in ("deposit", "withdrawal", "withdrawal_hold", "adjustment"):
+                        for p in e.postings:
+                            if p.account.endswith(":available"):
+                                user = int(p.account.split(":")[1])
+                                per_user[user].append(self.balance_update(p.asset, p.amount, e.ts))
+                    continue
+                changes = self.tracker.apply(e)
+                last_fill_views = []
+                for v, ev in changes:
+                    x = _execution_type(ev)
+                    reports = per_user[v.owner]
+                    reports.append(self.execution_report(v, ev.ts, x))
+                    if x == "TRADE":
+                        last_fill_views.append((v, len(reports) - 1))
+        if not self.by_user:
+            return
+        now_ms = time.time_ns() // 1_000_000
+        for user, assets in balances_touched.items():
+            if user in self.by_user:
+                per_user[user].append(self.account_position(user, assets, now_ms))
+        for user, payloads in per_user.items():
+            for conn, subscription in list(self.by_user.get(user, ())):
+                for payload in payloads:
+                    if subscription is None:
+                        conn.offer(encode(payload).decode())
+                    else:
+                        conn.offer(
+                            encode({"subscriptionId": subscription, "event": payload}).decode()
+                        )
+
+    def execution_report(self, v: OrderView, ts: int, x: str) -> dict[str, Any]:
+        from crossbook.gateway.binance_rest import STATUS, binance_type
+
+        m = self.gw.markets[v.market]
+        fill = v.fills[-1] if (x == "TRADE" and v.fills) else None
+        status = STATUS.get(v.status, "NEW")
+        last_qty = fill.quantity if fill else 0
+        last_price = fill.price if fill else 0
+        last_quote = last_price * last_qty * 10**m.quote_scale // m.notional_divisor
+        commission_scale = (
+            m.base_scale if (fill and fill.commission_asset == m.base) else m.quote_scale
+        )
+        return {
+            "e": "executionReport", "E": ts // 1_000_000, "s": m.symbol,
+            "c": v.client_order_id or f"cb{v.order_id}", "S": (v.side.name if v.side else "BUY"),
+            "o": binance_type(v) if v.type else "LIMIT",
+            "f": v.time_in_force.name if v.time_in_force else "GTC",
+            "q": format_amount(v.quantity, m.base_scale),
+            "p": format_amount(v.price, m.price_scale),
+            "P": format_amount(v.stop_price, m.price_scale),
+            "F": format_amount(v.display_quantity, m.base_scale), "g": -1,
+            "C": v.client_order_id if x == "CANCELED" else "", "x": x, "X": status,
+            "r": "NONE" if x != "REJECTED" else v.reason.upper(), "i": v.order_id,
+            "l": format_amount(last_qty, m.base_scale),
+            "z": format_amount(v.filled, m.base_scale),
+            "L": format_amount(last_price, m.price_scale),
+            "n": format_amount(fill.commission if fill else 0, commission_scale),
+            "N": fill.commission_asset if fill else None, "T": ts // 1_000_000,
+            "t": fill.trade_id if fill else -1, "I": 0, "w": v.is_open and v.status != "triggered",
+            "m": bool(fill and fill.is_maker), "M": False, "O": v.created_ts // 1_000_000,
+            "Z": format_amount(v.filled_quote(m), m.quote_scale),
+            "Y": format_amount(last_quote, m.quote_scale),
+            "Q": format_amount(v.quote_quantity, m.quote_scale),
+            "W": v.created_ts // 1_000_000, "V": "EXPIRE_MAKER",
+        }  # fmt: skip
+
+    def account_position(self, user: int, assets: set[str], now_ms: int) -> dict[str, Any]:
+        acc = self.gw.runtime.core.accounts
+        return {
+            "e": "outboundAccountPosition",
+            "E": now_ms,
+            "u": now_ms,
+            "B": [
+                {
+                    "a": a,
+                    "f": format_amount(acc.available(user, a), self.gw.assets[a].scale),
+                    "l": format_amount(acc.held(user, a), self.gw.assets[a].scale),
+                }
+                for a in sorted(assets)
+            ],
+        }
+
+    def balance_update(self, asset: str, delta: int, ts: int) -> dict[str, Any]:
+        return {
+            "e": "balanceUpdate",
+            "E": ts // 1_000_000,
+            "a": asset,
+            "d": format_amount(delta, self.gw.assets[asset].scale),
+            "T": ts // 1_000_000,
+        }
+
+
+def _execution_type(e: Any) -> str:
+    return {
+        "OrderAccepted": "NEW",
+        "OrderRejected": "REJECTED",
+        "OrderFilled": "TRADE",
+        "OrderCancelled": "CANCELED",
+        "OrderExpired": "EXPIRED",
+        "OrderAmended": "REPLACED",
+        "OrderTriggered": "NEW",
+    }.get(type(e).__name__, "NEW")
+
+
+# ---------------------------------------------------------------- endpoints
+
+
+async def serve_market(ws: WebSocket, streams: MarketStreams, users: UserStreams, *,
+                       wrapped: bool, initial: list[str], listen_key: str | None) -> None:  # fmt: skip
+    """``/ws``, ``/ws/<name>``, ``/stream?streams=``: SUBSCRIBE / UNSUBSCRIBE /
+    LIST_SUBSCRIPTIONS control messages; a listen key path attaches user data."""
+    await ws.accept()
+    conn = Connection(ws, wrapped=wrapped)
+    writer = asyncio.create_task(conn.writer())
+    hub = streams.hub
+    try:
+        if listen_key is not None:
+            user = users.user_of_key(listen_key)
+            if user is not None:
+                users.attach(user, conn, None)
+        for name in initial:
+            if streams.valid_stream(name):
+                hub.subscribe(conn, name)
+        while not conn.dropped:
+            try:
+                text = await ws.receive_text()
+            except (WebSocketDisconnect, RuntimeError):
+                break
+            if not conn.allow_incoming():
+                conn.offer(encode({"error": {"code": 1, "msg": "Too many requests"}}).decode())
+                continue
+            reply = control(conn, hub, streams, text)
+            if reply is not None:
+                conn.offer(encode(reply).decode())
+    finally:
+        hub.drop(conn)
+        users.detach(conn)
+        writer.cancel()
+        with contextlib.suppress(BaseException):
+            await writer
+
+
+def control(conn: Connection, hub: Hub, streams: MarketStreams, text: str) -> Any:
+    try:
+        msg = msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return {"error": {"code": 3, "msg": "Invalid JSON"}}
+    if not isinstance(msg, dict):
+        return {"error": {"code": 3, "msg": "Invalid request"}}
+    method, params, rid = msg.get("method"), msg.get("params", []), msg.get("id")
+    if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
+        if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+            return {
+                "error": {"code": 2, "msg": "Invalid request: params must be streams"},
+                "id": rid,
+            }
+        if method == "SUBSCRIBE":
+            bad = [p for p in params if not streams.valid_stream(p)]
+            if bad:
+                return {"error": {"code": 2, "msg": f"Invalid stream name: {bad[0]}"}, "id": rid}
+            if len(conn.streams | set(params)) > MAX_STREAMS:
+                return {"error": {"code": 2, "msg": "Too many streams"}, "id": rid}
+            for p in params:
+                hub.subscribe(conn, p)
+        else:
+            for p in params:
+                hub.unsubscribe(conn, p)
+        return {"result": None, "id": rid}
+    if method == "LIST_SUBSCRIPTIONS":
+        return {"result": sorted(conn.streams), "id": rid}
+    if method in ("SET_PROPERTY", "GET_PROPERTY"):
+        return {"result": None if method == "SET_PROPERTY" else False, "id": rid}
+    return {"error": {"code": 2, "msg": f"Unknown method: {method}"}, "id": rid}
+
+
+async def serve_ws_api(ws: WebSocket, gw: Any, users: UserStreams) -> None:
+    """``/ws-api/v3``: the user data subscription of current Binance clients."""
+    from crossbook.auth.errors import ApiError
+    from crossbook.auth.signing import verify_ws_api_params
+
+    await ws.accept()
+    conn = Connection(ws, wrapped=False)
+    writer = asyncio.create_task(conn.writer())
+    next_subscription = 0
+    try:
+        while not conn.dropped:
+            try:
+                text = await ws.receive_text()
+            except (WebSocketDisconnect, RuntimeError):
+                break
+            if not conn.allow_incoming():
+                continue
+            try:
+                msg = msgspec.json.decode(text)
+                rid, method, params = msg.get("id"), msg.get("method"), msg.get("params") or {}
+            except (msgspec.DecodeError, AttributeError):
+                conn.offer(
+                    encode(
+                        {"id": None, "status": 400, "error": {"code": -1000, "msg": "Invalid JSON"}}
+                    ).decode()
+                )
+                continue
+            if method == "ping":
+                conn.offer(encode({"id": rid, "status": 200, "result": {}}).decode())
+                continue
+            if method == "time":
+                conn.offer(
+                    encode(
+                        {"id": rid, "status": 200, "result": {"serverTime": gw.clock_ms()}}
+                    ).decode()
+                )
+                continue
+            if method != "userDataStream.subscribe.signature":
+                conn.offer(
+                    encode(
+                        {
+                            "id": rid,
+                            "status": 400,
+                            "error": {"code": -1100, "msg": f"Unknown method {method}"},
+                        }
+                    ).decode()
+                )
+                continue
+            key = gw.auth.api_key(str(params.get("apiKey", "")))
+            if key is None:
+                conn.offer(
+                    encode(
+                        {
+                            "id": rid,
+                            "status": 401,
+                            "error": {
+                                "code": -2015,
+                                "msg": "Invalid API-key, IP, or permissions for action.",
+                            },
+                        }
+                    ).decode()
+                )
+                continue
+            try:
+                verify_ws_api_params(
+                    key.secret, {k: str(v) for k, v in params.items()}, now_ms=gw.clock_ms()
+                )
+            except ApiError as exc:
+                conn.offer(
+                    encode(
+                        {
+                            "id": rid,
+                            "status": exc.http_status,
+                            "error": {"code": exc.code, "msg": exc.msg},
+                        }
+                    ).decode()
+                )
+                continue
+            users.attach(key.user_id, conn, next_subscription)
+            conn.offer(
+                encode(
+                    {"id": rid, "status": 200, "result": {"subscriptionId": next_subscription}}
+                ).decode()
+            )
+            next_subscription += 1
+    finally:
+        users.detach(conn)
+        writer.cancel()
+        with contextlib.suppress(BaseException):
+            await writer
