@@ -410,7 +410,7 @@ def test_ws_user_data_stream_subscribe_signature() -> None:
 def test_ws_matches_ccxt_sign_params() -> None:
     ccxt_binance = pytest.importorskip("ccxt.pro").binance
     exchange = ccxt_binance({"apiKey": KEY, "secret": SECRET})
-    exchange.nonce = lambda: NOW  # type: ignore[method-assign]
+    exchange.nonce = lambda: NOW
     params = exchange.sign_params({})
     verify_ws_api_params(SECRET, params, now_ms=NOW)
     params["timestamp"] = NOW + 1
@@ -421,7 +421,7 @@ def test_ws_matches_ccxt_sign_params() -> None:
 def test_ccxt_rest_sign_verifies() -> None:
     ccxt = pytest.importorskip("ccxt")
     exchange = ccxt.binance({"apiKey": KEY, "secret": SECRET})
-    exchange.nonce = lambda: NOW  # type: ignore[method-assign]
+    exchange.nonce = lambda: NOW
     params = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "1", "price": "2",
               "timeInForce": "GTC", "newClientOrderId": "x-abc_123"}  # fmt: skip
     for method in ("GET", "DELETE", "POST", "PUT"):

@@ -10,7 +10,13 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from crossbook.domain.markets import Market
-from crossbook.gateway.binance_rest import BinanceError, bad_param, integer, market_of, public_params
+from crossbook.gateway.binance_rest import (
+    BinanceError,
+    bad_param,
+    integer,
+    market_of,
+    public_params,
+)
 from crossbook.gateway.context import Gateway
 from crossbook.marketdata import INTERVALS
 from crossbook.marketdata import binance as fmt
@@ -121,7 +127,11 @@ def routes(gw: Gateway, handler: Any) -> list[Route]:
         t = md.ticker(m.symbol, now_ns())
         from crossbook.domain.money import format_amount
 
-        return {"mins": 5, "price": format_amount(t.last, m.price_scale), "closeTime": t.close_time // 10**6}
+        return {
+            "mins": 5,
+            "price": format_amount(t.last, m.price_scale),
+            "closeTime": t.close_time // 10**6,
+        }
 
     def r(path: str, fn: Any) -> Route:
         return Route(path, handler(fn), methods=["GET"])

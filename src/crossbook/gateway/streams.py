@@ -390,8 +390,15 @@ def _execution_type(e: Any) -> str:
 # ---------------------------------------------------------------- endpoints
 
 
-async def serve_market(ws: WebSocket, streams: MarketStreams, users: UserStreams, *,
-                       wrapped: bool, initial: list[str], listen_key: str | None) -> None:  # fmt: skip
+async def serve_market(
+    ws: WebSocket,
+    streams: MarketStreams,
+    users: UserStreams,
+    *,
+    wrapped: bool,
+    initial: list[str],
+    listen_key: str | None,
+) -> None:
     """``/ws``, ``/ws/<name>``, ``/stream?streams=``: SUBSCRIBE / UNSUBSCRIBE /
     LIST_SUBSCRIPTIONS control messages; a listen key path attaches user data."""
     await ws.accept()

@@ -106,7 +106,7 @@ class Window:
             hk.append(key)
             hv.append(high)
         lk, lv = self.lo_keys, self.lo_vals
-        while len(lk) > self.lo_head and lv[-1] >= low:
+        while len(lk) > self.lo_head and lv[-1] <= low:
             lk.pop()
             lv.pop()
         if len(lk) == self.lo_head or lk[-1] != key:
@@ -156,7 +156,7 @@ class Window:
     def stats(self, now: int) -> tuple[int, ...] | None:
         """(open, high, low, close, volume, quote, count, first_id, last_id, prev_close)
         at ``now``, or None when the window is empty. Does not change state."""
-        first_key = (now - self.length) // self.resolution
+        first_key = (now - self.length + 1) // self.resolution
         keys = self.keys
         i = bisect_left(keys, first_key, self.head)
         if i == len(keys):
