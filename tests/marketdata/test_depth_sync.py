@@ -17,7 +17,7 @@ from crossbook.engine.views import Level
 from crossbook.marketdata import DepthUpdate, MarketData, merge_depth_updates
 from tests.marketdata.streams import MARKETS, Step, run, specs
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 class GapDetected(Exception):

@@ -167,3 +167,22 @@ def test_history_is_bounded_and_queries() -> None:
     with pytest.raises(KeyError):
         md.klines("NOPE", "1m")
     assert len(md.klines("TRD", "1h")) == 1
+
+
+def test_candle_boundaries_are_inclusive_of_close_time() -> None:
+    md = MarketData([TRADE_MARKET])
+    end = T0 + MINUTE_NS - 1  # the last nanosecond of the first 1m candle
+    md.apply(build([(0, [(100, 1, False)])])[0])
+    # at close_time exactly: nothing closes, the trade joins the candle
+    assert not [u for u in md.apply([BookLevelChanged(2, end, "TRD", Side.BUY, 1, 1)])
+                if type(u) is KlineUpdate]  # fmt: skip
+    md.apply(build([(end - T0, [(105, 2, True)])], seq0=2, id0=1)[0])
+    assert [(k.open_time, k.count, k.close) for k in md.klines("TRD", "1m")] == [(T0, 2, 105)]
+    # one nanosecond later, with no trade: the candle closes
+    later = [u for u in md.apply([BookLevelChanged(4, end + 1, "TRD", Side.BUY, 1, 0)])
+             if type(u) is KlineUpdate]  # fmt: skip
+    assert [(k.interval, k.open_time, k.closed) for k in later] == [("1m", T0, True)]
+    md.apply(build([(end + 1 - T0, [(107, 1, True)])], seq0=4, id0=2)[0])
+    assert [(k.open_time, k.count) for k in md.klines("TRD", "1m")] == [
+        (T0, 2), (T0 + MINUTE_NS, 1),
+    ]  # fmt: skip

@@ -54,3 +54,19 @@ def test_lookups_match_a_filter(
         assert got == match[:limit]
     else:
         assert got == (match[-limit:] if limit else [])
+
+
+def ids(trades: list[Trade]) -> list[int]:
+    return [t.trade_id for t in trades]
+
+
+def test_time_bounds_are_inclusive() -> None:
+    md = MarketData([TRADE_MARKET])
+    for events in build([(10, [(100, 1, True)]), (10, [(101, 1, True), (102, 1, False)]),
+                         (10, [(103, 1, True)])]):  # fmt: skip
+        md.apply(events)
+    assert ids(md.trades("TRD", start=T0 + 20)) == [2, 3, 4]
+    assert ids(md.trades("TRD", start=T0 + 20, end=T0 + 20)) == [2, 3]
+    assert ids(md.trades("TRD", end=T0 + 20, limit=2)) == [2, 3]
+    assert ids(md.trades("TRD", from_id=3, limit=1)) == [3]
+    assert ids(md.trades("TRD", from_id=0, start=T0 + 21)) == [4]

@@ -106,7 +106,7 @@ class Window:
             hk.append(key)
             hv.append(high)
         lk, lv = self.lo_keys, self.lo_vals
-        while len(lk) > self.lo_head and lv[-1] <= low:
+        while len(lk) > self.lo_head and lv[-1] >= low:
             lk.pop()
             lv.pop()
         if len(lk) == self.lo_head or lk[-1] != key:
