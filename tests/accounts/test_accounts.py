@@ -160,11 +160,49 @@ def test_market_buy_spends_at_most_its_quote_amount() -> None:
     assert x.balance(2, "USD") == (900_00, 0)  # 99.999999 USD rounds up to 100.00
 
 
-def test_market_buy_by_base_quantity_is_refused() -> None:
+def test_market_buy_by_base_quantity_spends_what_it_needs() -> None:
+    x = Exchange()
+    x.deposit(1, "BTC", 10**8)
+    x.deposit(2, "USD", 1_000_00)
+    x(SetFeeTier, user=2, tier="zero")
+    x(PlaceOrder, owner=1, side=Side.SELL, price=300_00, quantity=10**8)
+    events = x(PlaceOrder, owner=2, side=Side.BUY, type=OrderType.MARKET, quantity=10**7,
+               time_in_force=TimeInForce.IOC)  # fmt: skip
+    fills = [e for e in events if type(e) is OrderFilled]
+    assert sum(f.quantity for f in fills) == 10**7
+    assert x.balance(2, "USD") == (970_00, 0)  # 0.1 BTC at 300 USD; the rest released
+    assert x.balance(2, "BTC") == (10**7, 0)
+
+
+def test_market_buy_by_base_quantity_is_limited_by_the_balance() -> None:
+    x = Exchange()
+    x.deposit(1, "BTC", 10**8)
+    x.deposit(2, "USD", 150_00)
+    x(SetFeeTier, user=2, tier="zero")
+    x(PlaceOrder, owner=1, side=Side.SELL, price=300_00, quantity=10**8)
+    x(PlaceOrder, owner=2, side=Side.BUY, type=OrderType.MARKET, quantity=10**8,
+      time_in_force=TimeInForce.IOC)  # fmt: skip
+    assert x.balance(2, "BTC") == (5 * 10**7, 0)
+    assert x.balance(2, "USD") == (0, 0)
+
+
+def test_market_sell_for_a_quote_amount() -> None:
+    x = Exchange()
+    x.deposit(1, "BTC", 10**8)
+    x.deposit(2, "USD", 1_000_00)
+    x(SetFeeTier, user=1, tier="zero")
+    x(PlaceOrder, owner=2, side=Side.BUY, price=200_00, quantity=10**8 // 2)
+    x(PlaceOrder, owner=1, side=Side.SELL, type=OrderType.MARKET, quote_quantity=50_00,
+      time_in_force=TimeInForce.IOC)  # fmt: skip
+    assert x.balance(1, "USD") == (50_00, 0)
+    assert x.balance(1, "BTC") == (10**8 - 25_000_000, 0)
+
+
+def test_stop_market_buy_by_base_quantity_is_refused() -> None:
     x = Exchange()
     x.deposit(2, "USD", 1_000_00)
-    events = x(PlaceOrder, owner=2, side=Side.BUY, type=OrderType.MARKET, quantity=10,
-               time_in_force=TimeInForce.IOC)  # fmt: skip
+    events = x(PlaceOrder, owner=2, side=Side.BUY, type=OrderType.STOP_MARKET, quantity=10,
+               stop_price=100_00, time_in_force=TimeInForce.IOC)  # fmt: skip
     assert events[0].reason is RejectReason.QUOTE_QUANTITY_REQUIRED
 
 

@@ -74,7 +74,7 @@ def place(draw: st.DrawFn) -> dict[str, Any]:
             args["display_quantity"] = qty
     elif kind == "market":
         args.update(type=OrderType.MARKET, time_in_force=TimeInForce.IOC)
-        if side is Side.BUY:
+        if draw(st.booleans()):
             args["quote_quantity"] = draw(st.integers(1, 5000))
         else:
             args["quantity"] = qty

@@ -122,6 +122,7 @@ EVENTS = [
         0,
         WEI,
         True,
+        Trigger.AUTO,
     ),
     OrderAccepted(
         13,
@@ -139,6 +140,7 @@ EVENTS = [
         300_000,
         0,
         False,
+        Trigger.AT_OR_BELOW,
     ),
     OrderRejected(14, TS, "NOPE", 14, 8, "c2", RejectReason.UNKNOWN_MARKET),
     OrderFilled(15, TS, "ETHUSDT", 2**64, 310_000, BIG, Side.SELL, 15, 8, HUGE, 12, 9, BIG - 1),

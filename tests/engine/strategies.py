@@ -187,12 +187,14 @@ def _build_place(
     elif kind < 65:  # market by quantity
         tif = TimeInForce.FOK if kind % 3 == 0 else TimeInForce.IOC
         fields.update(type=OrderType.MARKET, quantity=quantity, time_in_force=tif)
-    elif kind < 74:  # market by quote amount
+    elif kind < 74:  # market by quote amount; every third one also capped by a quantity
         fields.update(
             type=OrderType.MARKET,
             quote_quantity=qsteps * sc.quote_unit + abs(poff) * 7,
             time_in_force=TimeInForce.IOC,
         )
+        if kind % 3 == 0:
+            fields.update(quantity=quantity)
     elif kind < 83:  # stop limit
         trigger = (Trigger.AUTO, Trigger.AUTO, Trigger.AT_OR_ABOVE, Trigger.AT_OR_BELOW)[kind % 4]
         tif = (TimeInForce.GTC, TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK)[soff % 4]

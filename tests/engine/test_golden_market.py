@@ -245,3 +245,58 @@ def test_market_buy_by_quote_with_fractional_notionals() -> None:
         """,
         symbol="DEC",
     )
+
+
+def test_capped_market_buy_stops_at_its_budget() -> None:
+    h = Harness()
+    h.setup(sell(1, 100, 5), sell(2, 101, 5))
+    scenario(
+        h,
+        before="""
+            BIDS  id  owner  price  visible  leaves
+            ASKS  id  owner  price  visible  leaves
+                  #1     o1    100        5       5
+                  #2     o2    101        5       5
+        """,
+        command=market_buy(3, qty=8, quote=800),
+        events="""
+            accepted #3 o3 buy market ioc px=0 qty=8 quote=800
+            fill t1 5@100 taker #3 o3 buy left=3 maker #1 o1 left=0
+            fill t2 2@101 taker #3 o3 buy left=1 maker #2 o2 left=3
+            expired #3 o3 leaves=1 market
+            level sell 100 0
+            level sell 101 3
+        """,
+        after="""
+            BIDS  id  owner  price  visible  leaves
+            ASKS  id  owner  price  visible  leaves
+                  #2     o2    101        3       3
+        """,
+    )
+
+
+def test_capped_market_buy_stops_at_its_quantity() -> None:
+    h = Harness()
+    h.setup(sell(1, 100, 5), sell(2, 101, 5))
+    scenario(
+        h,
+        before="""
+            BIDS  id  owner  price  visible  leaves
+            ASKS  id  owner  price  visible  leaves
+                  #1     o1    100        5       5
+                  #2     o2    101        5       5
+        """,
+        command=market_buy(3, qty=6, quote=100_000),
+        events="""
+            accepted #3 o3 buy market ioc px=0 qty=6 quote=100000
+            fill t1 5@100 taker #3 o3 buy left=1 maker #1 o1 left=0
+            fill t2 1@101 taker #3 o3 buy left=0 maker #2 o2 left=4
+            level sell 100 0
+            level sell 101 4
+        """,
+        after="""
+            BIDS  id  owner  price  visible  leaves
+            ASKS  id  owner  price  visible  leaves
+                  #2     o2    101        4       4
+        """,
+    )

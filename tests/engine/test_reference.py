@@ -113,7 +113,8 @@ def test_old_seq_is_ignored(d: Driver) -> None:
 def test_order_id_defaults_to_seq_and_events_carry_the_command(d: Driver) -> None:
     ev = d.place(BUY, 100, 5)
     assert ev[0] == OrderAccepted(
-        1, 10, M, 1, 1, "", BUY, OrderType.LIMIT, TimeInForce.GTC, 100, 5, 0, 0, 0, False
+        1, 10, M, 1, 1, "", BUY, OrderType.LIMIT, TimeInForce.GTC, 100, 5, 0, 0, 0, False,
+        Trigger.AUTO,
     )
     assert ev[1] == BookLevelChanged(1, 10, M, BUY, 100, 5)
     ev = d.place(BUY, 100, 5, order_id=77)
@@ -186,7 +187,7 @@ def test_stop_orders_count_as_open_for_duplicates(d: Driver) -> None:
         ({"type": OrderType.MARKET, "price": 0, "quantity": 0,
           "time_in_force": TimeInForce.IOC}, RejectReason.INVALID_QUANTITY),
         ({"type": OrderType.MARKET, "price": 0, "quote_quantity": 100,
-          "time_in_force": TimeInForce.IOC}, RejectReason.INVALID_ORDER),
+          "time_in_force": TimeInForce.FOK}, RejectReason.INVALID_TIME_IN_FORCE),
         ({"market": "SCALED", "price": 1000, "quantity": 52}, RejectReason.QUANTITY_NOT_ON_STEP),
         ({"market": "SCALED", "price": 1000, "quantity": 5}, RejectReason.QUANTITY_TOO_LOW),
         ({"quantity": 1001}, RejectReason.QUANTITY_TOO_HIGH),
@@ -707,16 +708,18 @@ def test_default_markets_work() -> None:
 # -- readings of the contract where the text needs care ----------------------------------
 
 
-def test_quote_sized_self_trade_is_checked_before_affordability(d: Driver) -> None:
-    """docs/matching.md, Matching: the same-owner bullet comes first; "if that is 0,
-    matching stops" belongs to the *Otherwise* branch. With 50 left, an own maker at 100
-    is met first: EXPIRE_TAKER expires the taker by STP (not MARKET)."""
+def test_quote_budget_that_cannot_buy_a_step_stops_before_self_trade_prevention(
+    d: Driver,
+) -> None:
+    """docs/matching.md, Matching: what the taker can take is computed first; if it is 0,
+    matching stops before the owner check, so no maker is expired for a trade that could
+    not happen. With 50 left, the own maker at 100 stays and the taker expires (MARKET)."""
     d.place(SELL, 99, 1, owner=2)
     d.place(SELL, 100, 5, owner=1)
     ev = d.place(BUY, 0, 0, quote_quantity=149, type=OrderType.MARKET,
                  time_in_force=TimeInForce.IOC, stp=SelfTradePrevention.EXPIRE_TAKER)  # fmt: skip
     assert kinds(ev) == ["OrderAccepted", "OrderFilled", "OrderExpired", "BookLevelChanged"]
-    assert ev[2] == OrderExpired(3, 30, M, 3, 1, "", 50, ExpireReason.SELF_TRADE_TAKER)
+    assert ev[2] == OrderExpired(3, 30, M, 3, 1, "", 50, ExpireReason.MARKET)
 
 
 def test_quote_sized_dust_ends_matching(d: Driver) -> None:

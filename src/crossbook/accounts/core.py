@@ -111,7 +111,7 @@ class OrderHold:
     side: Side
     asset: str  # what is held: quote for buys, base for sells
     price: int  # limit price; 0 for market orders
-    quote_sized: bool
+    quote_sized: bool  # a market buy holding a quote budget: released when it ends
     leaves: int  # base quantity still open (quote-sized: unused)
     held: int
     maker_ppm: int
@@ -292,12 +292,29 @@ class Accounts:
             return Outcome(forward=c)  # malformed: the engine rejects it with its reason
         is_market = c.type in MARKET_TYPES
         buy = c.side is BUY
-        if is_market:
-            if buy and quote == 0 and qty > 0:
+        asset = market.quote if buy else market.base
+        avail_name, held_name = self.names(c.owner)
+        forward: PlaceOrder = c
+        if is_market and buy and quote == 0 and qty > 0:
+            # a market buy by base quantity: its price is unknown, so it may spend up to
+            # everything available; it ends within this command and the rest comes back
+            if c.type is not OrderType.MARKET:
                 return self._reject_order(c, oid, RejectReason.QUOTE_QUANTITY_REQUIRED)
-            if not buy and quote > 0 and qty == 0:
+            quote = self.balances.get((avail_name, asset), 0)
+            if quote <= 0:
+                return self._reject_order(c, oid, RejectReason.INSUFFICIENT_BALANCE)
+            forward = msgspec.structs.replace(c, quote_quantity=quote)
+        elif is_market and not buy and quote > 0 and qty == 0:
+            # a market sell for a quote amount: it may sell up to all that is available
+            if c.type is not OrderType.MARKET:
                 return self._reject_order(c, oid, RejectReason.QUANTITY_REQUIRED)
-        quote_sized = is_market and quote > 0 and qty == 0
+            qty = min(self.balances.get((avail_name, asset), 0), market.max_quantity)
+            qty -= qty % market.step_size
+            if qty < market.min_quantity:
+                return self._reject_order(c, oid, RejectReason.INSUFFICIENT_BALANCE)
+            forward = msgspec.structs.replace(c, quantity=qty)
+        # a market buy holds a quote budget until it ends, rather than trued up per fill
+        quote_sized = is_market and buy and quote > 0
         if quote_sized:
             need = quote
         elif buy:
@@ -305,8 +322,6 @@ class Accounts:
             need = _ceil_div(price * qty * unit, d)
         else:
             need = qty
-        asset = market.quote if buy else market.base
-        avail_name, held_name = self.names(c.owner)
         if need > self.balances.get((avail_name, asset), 0):
             return self._reject_order(c, oid, RejectReason.INSUFFICIENT_BALANCE)
         rate = self._rate(symbol, c.owner)
@@ -320,7 +335,7 @@ class Accounts:
         self._move(
             c.seq, c.ts, "hold", f"order:{symbol}:{oid}", asset, avail_name, held_name, need, out
         )
-        return Outcome(out, c)
+        return Outcome(out, forward)
 
     def _amend(self, c: AmendOrder) -> Outcome:
         """Hold more first if the amended order could spend more; settle on the result."""

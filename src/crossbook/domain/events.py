@@ -22,6 +22,7 @@ from crossbook.domain.enums import (
     RejectReason,
     Side,
     TimeInForce,
+    Trigger,
 )
 
 
@@ -43,6 +44,8 @@ class OrderAccepted(
     stop_price: int
     display_quantity: int
     post_only: bool
+    trigger: Trigger
+    """For stop orders, when they fire (AUTO resolved); AUTO for the other types."""
 
 
 class OrderRejected(

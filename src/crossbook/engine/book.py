@@ -266,17 +266,17 @@ class OrderBook:
         reason = self._validate_place(c, oid)
         if reason is not None:
             return [OrderRejected(c.seq, c.ts, c.market, oid, c.owner, c.client_order_id, reason)]
-        ev: list[Event] = [
-            OrderAccepted(
-                c.seq, c.ts, c.market, oid, c.owner, c.client_order_id, c.side, c.type,
-                c.time_in_force, c.price, c.quantity, c.quote_quantity, c.stop_price,
-                c.display_quantity, c.post_only,
-            )
-        ]  # fmt: skip
         typ = c.type
         trigger = c.trigger
         if trigger is AUTO and (typ is STOP_LIMIT or typ is STOP_MARKET):
             trigger = ABOVE if c.side is BUY else BELOW
+        ev: list[Event] = [
+            OrderAccepted(
+                c.seq, c.ts, c.market, oid, c.owner, c.client_order_id, c.side, typ,
+                c.time_in_force, c.price, c.quantity, c.quote_quantity, c.stop_price,
+                c.display_quantity, c.post_only, trigger,
+            )
+        ]  # fmt: skip
         o = Order(
             oid, c.owner, c.client_order_id, c.side, typ, c.time_in_force, c.price,
             c.quantity, c.quote_quantity, c.stop_price, trigger, c.display_quantity,
@@ -326,8 +326,6 @@ class OrderBook:
                 return R.INVALID_ORDER
             if qty == 0:
                 return R.INVALID_QUANTITY
-        elif qty and quote:
-            return R.INVALID_ORDER
         elif not qty and not quote:
             return R.INVALID_QUANTITY
         if qty:
@@ -389,7 +387,7 @@ class OrderBook:
             )  # fmt: skip
             self._discard_open(o)
             return
-        if o.quote_quantity and o.quantity == 0:
+        if o.quote_quantity:  # sized by quote amount, or capped by one
             self._match_quote(o, seq, ts, ev)
             return
         if self._match(o, seq, ts, ev):
@@ -487,24 +485,33 @@ class OrderBook:
         return False
 
     def _match_quote(self, o: Order, seq: int, ts: int, ev: list[Event]) -> None:
-        """Match a market order sized by quote amount, then expire any remainder."""
+        """Match a market order with a quote budget, then expire any remainder.
+
+        Sized by quote amount (``quantity == 0``): leaves are the budget left in quote
+        units. Capped (``quantity > 0``): leaves are base units, and the order stops at
+        its quantity or its budget, whichever comes first.
+        """
         is_buy = o.side is BUY
         side, touched = (
             (self.asks, self._touched_asks) if is_buy else (self.bids, self._touched_bids)
         )
         symbol, owner, stp, step = self.symbol, o.owner, o.stp, self._step
         divisor, unit = self._divisor, self._quote_unit
+        capped = o.quantity > 0
         budget = o.quote_quantity * divisor
-        o.leaves = budget // divisor
-        while True:
+        if not capped:
+            o.leaves = budget // divisor
+        while o.leaves:
             level = side.best()
             if level is None:
                 break
             price = level.price
             affordable = budget // (price * unit)
+            if capped and affordable > o.leaves:
+                affordable = o.leaves
             affordable -= affordable % step
             if affordable == 0:
-                break
+                break  # before self-trade prevention: no maker goes for a trade that cannot be
             if price not in touched:
                 touched[price] = level.total
             m = level.head
@@ -519,7 +526,7 @@ class OrderBook:
             m.leaves -= qty
             level.total -= qty
             budget -= price * qty * unit
-            o.leaves = budget // divisor
+            o.leaves = o.leaves - qty if capped else budget // divisor
             self.trade_seq += 1
             ev.append(
                 OrderFilled(

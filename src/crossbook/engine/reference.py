@@ -123,7 +123,10 @@ class _Taker:
     is_market: bool
     quote_sized: bool
     budget_scaled: int = 0
-    """Quote-sized orders: what is left to spend (or receive), times the notional divisor."""
+    """Orders with a quote amount (quote-sized, or capped market orders): what is left to
+    spend (or receive), times the notional divisor."""
+    capped: bool = False
+    """A market order with both a quantity and a quote amount: whichever runs out first."""
 
 
 def _triggered(trigger: Trigger, stop_price: int, last_price: int) -> bool:
@@ -242,6 +245,7 @@ class ReferenceEngine:
                 c.stop_price,
                 c.display_quantity,
                 c.post_only,
+                _resolve_trigger(c.side, c.trigger) if c.type in _STOP_TYPES else Trigger.AUTO,
             )
         )
         order = _Order(
@@ -309,9 +313,7 @@ class ReferenceEngine:
         else:
             if c.quantity == 0 and c.quote_quantity == 0:
                 return RejectReason.INVALID_QUANTITY
-            if c.quantity > 0 and c.quote_quantity > 0:
-                return RejectReason.INVALID_ORDER
-        quote_sized = c.quote_quantity > 0
+        quote_sized = c.quote_quantity > 0 and c.quantity == 0
         # 7: quantity limits
         if quote_sized:
             if c.quote_quantity < m.min_notional:
@@ -328,7 +330,7 @@ class ReferenceEngine:
         if t in _MARKET_TYPES:
             if tif not in (TimeInForce.IOC, TimeInForce.FOK):
                 return RejectReason.INVALID_TIME_IN_FORCE
-            if quote_sized and tif is not TimeInForce.IOC:
+            if c.quote_quantity > 0 and tif is not TimeInForce.IOC:
                 return RejectReason.INVALID_TIME_IN_FORCE
         if c.post_only:
             if tif is not TimeInForce.GTC:
@@ -368,7 +370,8 @@ class ReferenceEngine:
         m = book.market
         is_market = order.type in _MARKET_TYPES
         taker = _Taker(order, is_market=is_market, quote_sized=is_market and order.quantity == 0)
-        if taker.quote_sized:
+        taker.capped = is_market and order.quantity > 0 and order.quote_quantity > 0
+        if taker.quote_sized or taker.capped:
             taker.budget_scaled = order.quote_quantity * m.notional_divisor
         if order.time_in_force is TimeInForce.FOK and self._fok_count(book, taker) < order.leaves:
             self._expire(order, order.leaves, ExpireReason.FOK)
@@ -437,6 +440,17 @@ class ReferenceEngine:
             if not makers or not self._accepts(taker, makers[0].price):
                 break
             maker = makers[0]
+            # what the taker can take at this price: a budget that cannot buy one step
+            # ends matching before self-trade prevention looks at the maker
+            if taker.quote_sized or taker.capped:
+                can = taker.budget_scaled // (maker.price * 10**m.quote_scale)
+                if taker.capped:
+                    can = min(can, order.leaves)
+                can -= can % m.step_size
+            else:
+                can = order.leaves
+            if can == 0:
+                break
             if maker.owner == order.owner and order.stp is not SelfTradePrevention.NONE:
                 if order.stp in (SelfTradePrevention.EXPIRE_MAKER, SelfTradePrevention.EXPIRE_BOTH):
                     self._expire(maker, maker.leaves, ExpireReason.SELF_TRADE_MAKER)
@@ -447,17 +461,10 @@ class ReferenceEngine:
                     )
                     return False
                 continue
-            if taker.quote_sized:
-                can = taker.budget_scaled // (maker.price * 10**m.quote_scale)
-                can -= can % m.step_size
-            else:
-                can = order.leaves
-            if can == 0:
-                break
             qty = min(maker.visible, can)
-            if taker.quote_sized:
+            if taker.quote_sized or taker.capped:
                 taker.budget_scaled -= m.notional_scaled(maker.price, qty)
-            else:
+            if not taker.quote_sized:
                 order.leaves -= qty
             maker.visible -= qty
             maker.leaves -= qty

@@ -281,7 +281,8 @@ def order_json(
         "origQty": format_amount(v.quantity if not quote_sized else v.filled, m.base_scale),
         "executedQty": format_amount(v.filled, m.base_scale),
         "cummulativeQuoteQty": format_amount(v.filled_quote(m), m.quote_scale),
-        "origQuoteOrderQty": format_amount(v.quote_quantity, m.quote_scale),
+        # a market order sized by quantity carries a budget cap that is not the client's
+        "origQuoteOrderQty": format_amount(v.quote_quantity if quote_sized else 0, m.quote_scale),
         "status": status,
         "timeInForce": (v.time_in_force or TimeInForce.GTC).name,
         "type": binance_type(v, requested),
