@@ -20,7 +20,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from crossbook.exchange.core import ExchangeConfig
-from crossbook.gateway import binance_rest, marketdata_rest
+from crossbook.gateway import binance_rest, marketdata_rest, native_api
 from crossbook.gateway.context import Gateway
 from crossbook.gateway.projector import Projector
 from crossbook.gateway.runtime import ExchangeRuntime
@@ -128,6 +128,12 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.crossbook = state
+
+    async def api_failure(request: Any, exc: Exception) -> Any:
+        assert isinstance(exc, native_api.ApiFailure)
+        return native_api.failure_response(exc)
+
+    app.add_exception_handler(native_api.ApiFailure, api_failure)
     return app
 
 
@@ -135,6 +141,7 @@ def install_routes(app: FastAPI, state: AppState) -> None:
     gw = state.gateway
     streams, users = state.market_streams, state.user_streams
     assert gw is not None and streams is not None and users is not None
+    app.include_router(native_api.router(gw))
     app.router.routes.extend(binance_rest.routes(gw))
     app.router.routes.extend(marketdata_rest.routes(gw, binance_rest.handler))
 

@@ -301,3 +301,29 @@ def trade_fees(source: Source, market: str, trade_ids: list[int]) -> dict[int, d
             per = out.setdefault(refs[ref], {})
             per[asset] = per.get(asset, 0) + amount
     return out
+
+
+@dataclass(frozen=True)
+class PostingRow:
+    tx_id: int
+    type: str
+    ref: str
+    ts: int
+    account: str
+    asset: str
+    amount: int
+
+
+def postings_of(source: Source, user: int, *, limit: int = 100) -> list[PostingRow]:
+    """A user's ledger postings (available and held accounts), newest first."""
+    p, tx = ledger_postings.c, ledger_transactions.c
+    accounts = [f"user:{user}:available", f"user:{user}:held"]
+    query = (
+        select(p.tx_id, tx.type, tx.ref, tx.ts, p.account, p.asset, p.amount)
+        .select_from(ledger_postings.join(ledger_transactions, p.tx_id == tx.tx_id))
+        .where(p.account.in_(accounts))
+        .order_by(p.tx_id.desc(), p.n)
+        .limit(limit)
+    )
+    with _engine(source) as engine, engine.connect() as conn:
+        return [PostingRow(*row) for row in conn.execute(query)]
