@@ -64,6 +64,12 @@ def run(
     ] = False,
     market_maker: Annotated[bool, typer.Option("--market-maker/--no-market-maker")] = True,
     fsync: Annotated[bool, typer.Option("--fsync/--no-fsync", help="fsync each batch.")] = True,
+    rate_limits: Annotated[
+        bool, typer.Option("--rate-limits/--no-rate-limits", help="Request weight limits.")
+    ] = True,
+    orders_per_second: Annotated[
+        int, typer.Option("--orders-per-second", help="Order placements per API key.")
+    ] = 50,
 ) -> None:
     """Start the whole exchange in one process (REST + WebSocket on one port)."""
     import asyncio
@@ -76,7 +82,10 @@ def run(
     configure_logging()
     if not 0 < port < 65536:
         raise typer.BadParameter("--port must be 1..65535")
-    app_ = create_app(data_dir.resolve(), fsync=fsync)
+    from crossbook.gateway.ratelimit import RateLimits
+
+    limits = RateLimits(enabled=rate_limits, orders_per_second=orders_per_second)
+    app_ = create_app(data_dir.resolve(), fsync=fsync, rate_limits=limits)
     state = app_.state.crossbook
     if demo:
         from crossbook.demo import MarketMaker, maker_user, setup_demo

@@ -23,6 +23,7 @@ from crossbook.exchange.core import ExchangeConfig
 from crossbook.gateway import binance_rest, marketdata_rest, native_api
 from crossbook.gateway.context import Gateway
 from crossbook.gateway.projector import Projector
+from crossbook.gateway.ratelimit import RateLimitMiddleware, RateLimits
 from crossbook.gateway.runtime import ExchangeRuntime
 from crossbook.gateway.streams import MarketStreams, UserStreams, serve_market, serve_ws_api
 from crossbook.marketdata import MarketData
@@ -75,6 +76,7 @@ def create_app(
     database_url: str | None = None,
     fsync: bool = True,
     auth: Any = None,
+    rate_limits: RateLimits | None = None,
 ) -> FastAPI:
     from crossbook.ledger.db import default_url
 
@@ -134,6 +136,7 @@ def create_app(
         return native_api.failure_response(exc)
 
     app.add_exception_handler(native_api.ApiFailure, api_failure)
+    app.add_middleware(RateLimitMiddleware, limits=rate_limits or RateLimits())  # type: ignore[arg-type]
     return app
 
 
