@@ -41,13 +41,20 @@ class Server:
         return list(self.credentials["users"])
 
 
-def start_server(data_dir: Path, *, market_maker: bool = False, timeout: float = 60.0) -> Server:
+def start_server(
+    data_dir: Path,
+    *,
+    market_maker: bool = False,
+    timeout: float = 60.0,
+    extra: list[str] | None = None,
+) -> Server:
     port = free_port()
     log = data_dir.parent / f"server-{port}.log"
     args = [sys.executable, "-m", "crossbook.cli", "run", "--data-dir", str(data_dir),
             "--port", str(port), "--demo"]  # fmt: skip
     if not market_maker:
         args.append("--no-market-maker")
+    args += extra or []
     with log.open("wb") as out:
         proc = subprocess.Popen(args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip

@@ -16,13 +16,13 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI
-from starlette.routing import WebSocketRoute
+from starlette.routing import Router, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from crossbook.exchange.core import ExchangeConfig
 from crossbook.gateway import binance_rest, marketdata_rest, native_api
 from crossbook.gateway.context import Gateway
-from crossbook.gateway.projector import Projector
+from crossbook.gateway.projector import LedgerWriterProcess
 from crossbook.gateway.ratelimit import RateLimitMiddleware, RateLimits
 from crossbook.gateway.runtime import ExchangeRuntime
 from crossbook.gateway.streams import MarketStreams, UserStreams, serve_market, serve_ws_api
@@ -43,6 +43,7 @@ class AppState:
     market_streams: MarketStreams | None = None
     user_streams: UserStreams | None = None
     on_started: list[Callable[[AppState], Any]] = field(default_factory=list)
+    fast_router: Any = None
 
 
 def _load_marketdata(data_dir: Path, runtime: ExchangeRuntime) -> MarketData:
@@ -89,7 +90,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime.open()
         assert runtime.service is not None
-        projector = Projector(data_dir, url)
+        projector = LedgerWriterProcess(data_dir, url)
         projector.catch_up(runtime.service.journal)
         projector.start()
         md = _load_marketdata(data_dir, runtime)
@@ -136,17 +137,42 @@ def create_app(
         return native_api.failure_response(exc)
 
     app.add_exception_handler(native_api.ApiFailure, api_failure)
-    app.add_middleware(RateLimitMiddleware, limits=rate_limits or RateLimits())  # type: ignore[arg-type]
-    return app
+    return CrossbookApp(app, state, rate_limits or RateLimits())  # type: ignore[return-value]
+
+
+class CrossbookApp:
+    """The ASGI entry point: rate limits in front of everything; the Binance-compatible
+    routes and the WebSocket endpoints served by a plain router (no framework
+    middleware on the hot path); everything else (native API, OpenAPI, lifespan) by
+    the FastAPI app."""
+
+    FAST_PREFIXES = ("/api/", "/sapi/", "/fapi/", "/dapi/", "/ws", "/stream")
+
+    def __init__(self, app: FastAPI, state: AppState, limits: RateLimits) -> None:
+        self.app = app
+        self.state = app.state
+        self.fast = Router()
+        state.fast_router = self.fast
+        self.entry = RateLimitMiddleware(self._dispatch, limits)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.entry(scope, receive, send)
+
+    async def _dispatch(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan" and scope["path"].startswith(self.FAST_PREFIXES):
+            await self.fast(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 def install_routes(app: FastAPI, state: AppState) -> None:
     gw = state.gateway
     streams, users = state.market_streams, state.user_streams
     assert gw is not None and streams is not None and users is not None
+    fast = state.fast_router
+    fast.routes.extend(binance_rest.routes(gw))
+    fast.routes.extend(marketdata_rest.routes(gw, binance_rest.handler))
     app.include_router(native_api.router(gw))
-    app.router.routes.extend(binance_rest.routes(gw))
-    app.router.routes.extend(marketdata_rest.routes(gw, binance_rest.handler))
 
     async def ws_root(ws: WebSocket) -> None:
         await serve_market(ws, streams, users, wrapped=False, initial=[], listen_key=None)
@@ -167,7 +193,7 @@ def install_routes(app: FastAPI, state: AppState) -> None:
     async def ws_api(ws: WebSocket) -> None:
         await serve_ws_api(ws, gw, users)
 
-    app.router.routes.extend(
+    fast.routes.extend(
         [
             WebSocketRoute("/ws", ws_root),
             WebSocketRoute("/ws/{name:path}", ws_named),

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
+import msgspec
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from crossbook.domain.commands import CancelAll, CancelOrder, PlaceOrder
@@ -64,13 +65,22 @@ REJECT_MESSAGES: dict[str, tuple[int, str]] = {
 }  # fmt: skip
 
 
+class FastJSON(Response):
+    """A JSON response encoded with msgspec."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return msgspec.json.encode(content)
+
+
 class BinanceError(Exception):
     def __init__(self, code: int, msg: str, status: int = 400) -> None:
         super().__init__(msg)
         self.code, self.msg, self.status = code, msg, status
 
-    def response(self) -> JSONResponse:
-        return JSONResponse({"code": self.code, "msg": self.msg}, status_code=self.status)
+    def response(self) -> Response:
+        return FastJSON({"code": self.code, "msg": self.msg}, status_code=self.status)
 
 
 def bad_param(name: str) -> BinanceError:
@@ -346,7 +356,7 @@ def handler(fn: Callable[[Request], Any]) -> Callable[[Request], Any]:
             return exc.response()
         if isinstance(result, Response):
             return result
-        return JSONResponse(result)
+        return FastJSON(result)
 
     return wrapped
 

@@ -8,7 +8,6 @@ bytes received; or a session token from ``POST /v1/session`` (email and password
 Amounts are decimal strings; errors are ``{"error": {"code", "message"}}``.
 """
 
-
 import hmac
 import secrets
 import time

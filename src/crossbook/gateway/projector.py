@@ -27,6 +27,90 @@ log = structlog.get_logger("crossbook.projector")
 _STOP = object()
 
 
+class LedgerWriterProcess:
+    """The ledger writer as a child process (see :mod:`crossbook.gateway.ledger_writer`);
+    same interface as :class:`Projector`."""
+
+    def __init__(self, data_dir: Path, url: str) -> None:
+        import subprocess
+        import sys
+
+        self.data_dir = data_dir
+        self.url = url
+        migrate(url)
+        self.engine: Engine = make_engine(url)
+        self.projected_seq = 0
+        self._cond = threading.Condition()
+        self._error: BaseException | None = None
+        self._last_fed = 0
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "crossbook.gateway.ledger_writer", str(data_dir), url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        self._reader = threading.Thread(target=self._read, name="ledger-writer-reader", daemon=True)
+
+    def catch_up(self, journal: Journal) -> None:
+        """Hand the child what is durable already; it catches up on its own."""
+        self._send(journal.committed_seq)
+
+    def start(self) -> None:
+        self._reader.start()
+
+    def feed(self, items: list[tuple[Any, list[Any]]]) -> None:
+        if items:
+            self._send(items[-1][0].seq)
+
+    def _send(self, seq: int) -> None:
+        if seq > self._last_fed and self._proc.stdin is not None:
+            self._last_fed = seq
+            try:
+                self._proc.stdin.write(f"D {seq}\n")
+            except (BrokenPipeError, ValueError) as exc:
+                with self._cond:
+                    self._error = exc
+                    self._cond.notify_all()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            if line.startswith("P "):
+                with self._cond:
+                    self.projected_seq = int(line[2:])
+                    self._cond.notify_all()
+        code = self._proc.wait()
+        if code != 0:
+            log.error("ledger writer exited", code=code)
+            with self._cond:
+                self._error = RuntimeError(f"ledger writer exited with {code}")
+                self._cond.notify_all()
+
+    def stop(self) -> None:
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+        self._proc.wait(timeout=120)
+        self._reader.join(timeout=10)
+        self.engine.dispose()
+
+    async def wait_for(self, seq: int, timeout: float = 5.0) -> None:
+        if self.projected_seq >= seq:
+            return
+
+        def wait() -> None:
+            with self._cond:
+                ok = self._cond.wait_for(
+                    lambda: self.projected_seq >= seq or self._error is not None, timeout
+                )
+            if self._error is not None:
+                raise RuntimeError("the ledger projection failed") from self._error
+            if not ok:
+                raise TimeoutError(f"projection did not reach seq {seq}")
+
+        await asyncio.get_running_loop().run_in_executor(None, wait)
+
+
 class Projector:
     def __init__(self, data_dir: Path, url: str) -> None:
         self.data_dir = data_dir

@@ -139,19 +139,24 @@ class MarketStreams:
         trades_seen = False
         for u in updates:
             kind = type(u).__name__
-            m = self.markets[u.market]
             if kind == "DepthUpdate":
                 depth[u.market].append(u)
-            elif kind == "Trade":
+                continue
+            m = self.markets[u.market]
+            sym = u.market.lower()
+            if kind == "Trade":
                 trades_seen = True
-                for stream, payload in fmt.stream_events(m, u):
-                    hub.publish(stream, payload)
+                if hub.has(f"{sym}@trade"):
+                    hub.publish(f"{sym}@trade", fmt.trade_event(m, u))
+                if hub.has(f"{sym}@aggTrade"):
+                    hub.publish(f"{sym}@aggTrade", fmt.agg_trade_event(m, u))
             elif kind == "KlineUpdate":
-                for stream, payload in fmt.stream_events(m, u):
+                stream = f"{sym}@kline_{u.interval}"
+                if hub.has(stream):
                     if u.closed:
-                        hub.publish(stream, payload)
+                        hub.publish(stream, fmt.kline_event(m, u))
                     else:
-                        latest[(stream, "kline")] = (stream, payload)
+                        latest[(stream, "kline")] = (m, u)
             else:  # BookTicker, Ticker: only the newest of a batch matters
                 latest[(u.market, kind)] = (m, u)
         for symbol, parts in depth.items():
@@ -167,13 +172,18 @@ class MarketStreams:
                     stream = f"{sym}@depth{n}{suffix}"
                     if hub.has(stream):
                         hub.publish(stream, fmt.partial_depth_event(m, self.md.depth(symbol, n)))
-        for key, value in latest.items():
+        for key, (m, u) in latest.items():
+            sym = m.symbol.lower()
             if key[1] == "kline":
-                hub.publish(*value)
+                hub.publish(key[0], fmt.kline_event(m, u))
+            elif key[1] == "BookTicker":
+                if hub.has(f"{sym}@bookTicker"):
+                    hub.publish(f"{sym}@bookTicker", fmt.book_ticker_event(m, u))
             else:
-                m, u = value
-                for stream, payload in fmt.stream_events(m, u):
-                    hub.publish(stream, payload)
+                if hub.has(f"{sym}@ticker"):
+                    hub.publish(f"{sym}@ticker", fmt.ticker_event(m, u))
+                if hub.has(f"{sym}@miniTicker"):
+                    hub.publish(f"{sym}@miniTicker", fmt.mini_ticker_event(m, u))
         if trades_seen and hub.has("!miniTicker@arr"):
             hub.publish(
                 "!miniTicker@arr",
@@ -275,10 +285,13 @@ class UserStreams:
         for _, events in items:
             for e in events:
                 if type(e) is TransactionPosted:
+                    if not self.by_user:
+                        continue
                     for p in e.postings:
                         if p.account.startswith("user:"):
                             user = int(p.account.split(":")[1])
-                            balances_touched[user].add(p.asset)
+                            if user in self.by_user:
+                                balances_touched[user].add(p.asset)
                     if e.type == "trade":
                         for v, index in last_fill_views:
                             self.tracker.fee_for(v, e)
@@ -287,11 +300,15 @@ class UserStreams:
                         for p in e.postings:
                             if p.account.endswith(":available"):
                                 user = int(p.account.split(":")[1])
-                                per_user[user].append(self.balance_update(p.asset, p.amount, e.ts))
+                                if user in self.by_user:
+                                    update = self.balance_update(p.asset, p.amount, e.ts)
+                                    per_user[user].append(update)
                     continue
                 changes = self.tracker.apply(e)
                 last_fill_views = []
                 for v, ev in changes:
+                    if v.owner not in self.by_user:
+                        continue  # nobody listening: keep the state, skip the message
                     x = _execution_type(ev)
                     reports = per_user[v.owner]
                     reports.append(self.execution_report(v, ev.ts, x))

@@ -1,0 +1,179 @@
+"""Gateway benchmarks against a real server started here (``crossbook run --demo``).
+
+``rest``: signed Binance-API order entry over loopback from C concurrent keep-alive
+connections (a minimal HTTP/1.1 client, so the client is not the bottleneck): orders
+per second and latency percentiles (request sent -> response read).
+``ws``: N WebSocket clients subscribed to depth and trades while the demo market maker
+trades; delivery latency (event time -> received), and server memory per connection.
+
+Prints one JSON line per mode. Usage: python bench/gateway_bench.py [rest|ws|all]
+       [--seconds S] [--connections C] [--clients N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import random
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.gateway.conftest import start_server, stop_server  # noqa: E402
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2) if ordered else 0.0
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def rest_worker(host: str, port: int, user: dict[str, Any], deadline: float,
+                      latencies: list[float], seed: int) -> int:  # fmt: skip
+    reader, writer = await asyncio.open_connection(host, port)
+    rng = random.Random(seed)
+    secret = user["secret"].encode()
+    done = 0
+    while time.perf_counter() < deadline:
+        side = "BUY" if rng.random() < 0.5 else "SELL"
+        price = 50_000 + rng.randint(-20, 20)
+        body = (f"symbol=BTCUSDT&side={side}&type=LIMIT&timeInForce=GTC&quantity=0.00100"
+                f"&price={price}.00&newOrderRespType=ACK&timestamp={int(time.time() * 1000)}")  # fmt: skip
+        sig = hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()
+        payload = f"{body}&signature={sig}".encode()
+        request = (
+            f"POST /api/v3/order HTTP/1.1\r\nHost: {host}\r\nX-MBX-APIKEY: {user['apiKey']}\r\n"
+            f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(payload)}\r\n\r\n"
+        ).encode() + payload
+        t0 = time.perf_counter()
+        writer.write(request)
+        status = await reader.readline()
+        length = 0
+        while True:
+            line = await reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        await reader.readexactly(length)
+        latencies.append((time.perf_counter() - t0) * 1e6)
+        if not status.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"order failed: {status!r}")
+        done += 1
+    writer.close()
+    return done
+
+
+async def bench_rest(server: Any, seconds: float, connections: int) -> dict[str, Any]:
+    host, port = "127.0.0.1", int(server.url.rsplit(":", 1)[1])
+    users = server.users
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    started = time.perf_counter()
+    counts = await asyncio.gather(*(
+        rest_worker(host, port, users[i % len(users)], deadline, latencies, i)
+        for i in range(connections)
+    ))  # fmt: skip
+    elapsed = time.perf_counter() - started
+    total = sum(counts)
+    return {
+        "mode": "rest_order_entry", "connections": connections, "orders": total,
+        "orders_per_s": round(total / elapsed), "p50_us": pct(latencies, 0.5),
+        "p99_us": pct(latencies, 0.99), "server_rss_mb": round(rss_kb(server.proc.pid) / 1024, 1),
+    }  # fmt: skip
+
+
+async def bench_ws(server: Any, seconds: float, clients: int) -> dict[str, Any]:
+    import websockets
+
+    before = rss_kb(server.proc.pid)
+    latencies: list[float] = []
+    received = 0
+    stop = asyncio.Event()
+
+    async def client(i: int) -> None:
+        nonlocal received
+        async with websockets.connect(f"{server.ws_url}/ws", max_queue=None) as ws:
+            await ws.send(json.dumps({"method": "SUBSCRIBE", "id": 1,
+                                      "params": ["btcusdt@depth@100ms", "btcusdt@trade"]}))  # fmt: skip
+            await ws.recv()
+            ready.release()
+            while not stop.is_set():
+                try:
+                    text = await asyncio.wait_for(ws.recv(), 1.0)
+                except TimeoutError:
+                    continue
+                now_ms = time.time() * 1000
+                event = json.loads(text)
+                if "E" in event:
+                    latencies.append(now_ms - event["E"])
+                    received += 1
+
+    ready = asyncio.Semaphore(0)
+    tasks = []
+    for i in range(clients):
+        tasks.append(asyncio.create_task(client(i)))
+        if i % 100 == 99:
+            await asyncio.sleep(0.05)
+    for _ in range(clients):
+        await ready.acquire()
+    connected = rss_kb(server.proc.pid)
+    latencies.clear()
+    received = 0
+    t0 = time.perf_counter()
+    await asyncio.sleep(seconds)
+    stop.set()
+    elapsed = time.perf_counter() - t0
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return {
+        "mode": "ws_fanout", "clients": clients, "messages": received,
+        "messages_per_s": round(received / elapsed), "p50_ms": pct(latencies, 0.5),
+        "p99_ms": pct(latencies, 0.99),
+        "server_kb_per_connection": round((connected - before) / clients, 1),
+    }  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", nargs="?", default="all", choices=["rest", "ws", "all"])
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--clients", type=int, default=2000)
+    args = ap.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    if args.mode in ("rest", "all"):
+        data = Path(tempfile.mkdtemp(prefix="crossbook-bench-")) / "data"
+        server = start_server(data, extra=["--no-rate-limits"])
+        try:
+            print(json.dumps(asyncio.run(bench_rest(server, args.seconds, args.connections))), flush=True)
+        finally:
+            stop_server(server)
+    if args.mode in ("ws", "all"):
+        data = Path(tempfile.mkdtemp(prefix="crossbook-bench-")) / "data"
+        server = start_server(data, market_maker=True, extra=["--no-rate-limits"])
+        try:
+            print(json.dumps(asyncio.run(bench_ws(server, args.seconds, args.clients))), flush=True)
+        finally:
+            stop_server(server)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
