@@ -158,11 +158,16 @@ class RecordReader:
     __slots__ = ("_gen", "last_kind", "last_seq")
 
     def __init__(
-        self, segments: list[_Segment], last_size: int, after_seq: int, kind: int | None
+        self,
+        segments: list[_Segment],
+        last_size: int,
+        after_seq: int,
+        kind: int | None,
+        check_all: bool = True,
     ) -> None:
         self.last_kind = 0
         self.last_seq = 0
-        self._gen = self._run(segments, last_size, after_seq, kind)
+        self._gen = self._run(segments, last_size, after_seq, kind, check_all)
 
     def __iter__(self) -> Iterator[tuple[int, int, bytes]]:
         return self._gen
@@ -171,7 +176,12 @@ class RecordReader:
         return next(self._gen)
 
     def _run(
-        self, segments: list[_Segment], last_size: int, after_seq: int, want: int | None
+        self,
+        segments: list[_Segment],
+        last_size: int,
+        after_seq: int,
+        want: int | None,
+        check_all: bool,
     ) -> Iterator[tuple[int, int, bytes]]:
         prev = 0
         kind = 0
@@ -194,14 +204,18 @@ class RecordReader:
                 if (
                     length > max_payload
                     or end > size
-                    or crc32(view[off + crc_start : end]) != crc
                     or seq < prev
                     or (first and seq != seg.first_seq)
                 ):
                     break
+                # with a kind filter, records of other kinds are framed but not CRC-checked
+                # (recovery re-derives events; ``verify`` reads everything unfiltered)
+                wanted = want is None or kind == want
+                if (wanted or check_all) and crc32(view[off + crc_start : end]) != crc:
+                    break
                 first = False
                 prev = seq
-                if seq > after_seq and (want is None or kind == want):
+                if wanted and seq > after_seq:
                     yield kind, seq, data[off + hsize : end]
                 off = end
             if off != size:
@@ -515,9 +529,12 @@ class Journal:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def records(self, after_seq: int = 0, kind: int | None = None) -> RecordReader:
+    def records(
+        self, after_seq: int = 0, kind: int | None = None, *, check_all: bool = True
+    ) -> RecordReader:
         """Iterate committed ``(kind, seq, payload)`` with ``seq > after_seq``, in order
-        (only records of ``kind`` if given; the others are still checked).
+        (only records of ``kind`` if given; the others are still CRC-checked unless
+        ``check_all`` is False).
 
         Sees what was committed when ``records`` was called. Segments that cannot hold
         such a seq are not read; each other segment is read with one read. Raises
@@ -527,7 +544,7 @@ class Journal:
         start = 0
         while start + 1 < len(segments) and segments[start + 1].first_seq <= after_seq:
             start += 1
-        return RecordReader(segments[start:], self._durable_size, after_seq, kind)
+        return RecordReader(segments[start:], self._durable_size, after_seq, kind, check_all)
 
     def verify(self) -> int:
         """Check every committed record; return how many there are.
