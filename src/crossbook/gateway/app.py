@@ -109,6 +109,7 @@ def create_app(
         runtime.subscribe(users.on_batch)
         install_routes(app, state)
         await runtime.start()
+        streams.start()
         for hook in state.on_started:
             result = hook(state)
             if hasattr(result, "__await__"):
@@ -117,6 +118,7 @@ def create_app(
         try:
             yield
         finally:
+            await streams.stop()
             await runtime.stop()
             projector.stop()
             tmp = data_dir / (MARKETDATA_FILE + ".tmp")

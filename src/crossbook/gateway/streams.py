@@ -122,12 +122,69 @@ class Hub:
 
 
 class MarketStreams:
-    """Applies durable batches to market data and publishes Binance stream messages."""
+    """Applies durable batches to market data and publishes Binance stream messages.
+
+    Trades, klines and tickers go out with each batch. Book streams go out on a clock,
+    as Binance's do: ``@depth@100ms`` every 100 ms and ``@depth`` every second, each
+    message merging every change since the previous one of that stream (so update ids
+    stay contiguous); partial books (``@depth5|10|20``) at the same speeds.
+    """
+
+    TICK_S = 0.1
 
     def __init__(self, marketdata: MarketData, markets: dict[str, Market]) -> None:
         self.md = marketdata
         self.markets = markets
         self.hub = Hub()
+        self._pending_depth: dict[tuple[str, int], list[DepthUpdate]] = defaultdict(list)
+        self._dirty_books: set[str] = set()
+        self._dirty_slow: set[str] = set()
+        self._ticks = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._clock(), name="depth-streams")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _clock(self) -> None:
+        while True:
+            await asyncio.sleep(self.TICK_S)
+            try:
+                self.flush_depth()
+            except Exception as exc:  # never let one bad message stop the streams
+                log.error("depth flush failed", error=repr(exc))
+
+    def flush_depth(self) -> None:
+        """Publish the merged book changes due on this tick."""
+        self._ticks += 1
+        speeds = (100, 1000) if self._ticks % 10 == 0 else (100,)
+        hub = self.hub
+        self._dirty_slow |= self._dirty_books
+        for speed in speeds:
+            suffix = "@100ms" if speed == 100 else ""
+            for (symbol, s), parts in list(self._pending_depth.items()):
+                if s != speed or not parts:
+                    continue
+                stream = f"{symbol.lower()}@depth{suffix}"
+                if hub.has(stream):
+                    m = self.markets[symbol]
+                    hub.publish(stream, fmt.depth_update_event(m, merge_depth_updates(parts)))
+                self._pending_depth[(symbol, s)] = []
+            dirty = self._dirty_books if speed == 100 else self._dirty_slow
+            for symbol in dirty:
+                m = self.markets[symbol]
+                for n in PARTIAL_DEPTHS:
+                    stream = f"{symbol.lower()}@depth{n}{suffix}"
+                    if hub.has(stream):
+                        hub.publish(stream, fmt.partial_depth_event(m, self.md.depth(symbol, n)))
+        self._dirty_books = set()
+        if 1000 in speeds:
+            self._dirty_slow = set()
 
     def on_batch(self, items: list[tuple[Any, list[Any]]]) -> None:
         updates = self.md.apply(e for _, events in items for e in events)
@@ -160,18 +217,10 @@ class MarketStreams:
             else:  # BookTicker, Ticker: only the newest of a batch matters
                 latest[(u.market, kind)] = (m, u)
         for symbol, parts in depth.items():
-            m = self.markets[symbol]
-            sym = symbol.lower()
-            merged = merge_depth_updates(parts)
-            if hub.has(f"{sym}@depth") or hub.has(f"{sym}@depth@100ms"):
-                payload = fmt.depth_update_event(m, merged)
-                hub.publish(f"{sym}@depth", payload)
-                hub.publish(f"{sym}@depth@100ms", payload)
-            for n in PARTIAL_DEPTHS:
-                for suffix in ("", "@100ms"):
-                    stream = f"{sym}@depth{n}{suffix}"
-                    if hub.has(stream):
-                        hub.publish(stream, fmt.partial_depth_event(m, self.md.depth(symbol, n)))
+            # diff streams go out on the flush ticks, merged (contiguous update ids)
+            for speed in (100, 1000):
+                self._pending_depth[(symbol, speed)].extend(parts)
+            self._dirty_books.add(symbol)
         for key, (m, u) in latest.items():
             sym = m.symbol.lower()
             if key[1] == "kline":
