@@ -29,5 +29,9 @@ lint: install
 bench: install
 	$(BIN)/python bench/engine_bench.py
 
+run: install
+	@echo "Crossbook: http://127.0.0.1:8000 (demo credentials in data/demo-credentials.json)"
+	$(BIN)/crossbook run --data-dir data --demo
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
