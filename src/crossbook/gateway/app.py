@@ -25,7 +25,13 @@ from crossbook.gateway.context import Gateway
 from crossbook.gateway.projector import LedgerWriterProcess
 from crossbook.gateway.ratelimit import RateLimitMiddleware, RateLimits
 from crossbook.gateway.runtime import ExchangeRuntime
-from crossbook.gateway.streams import MarketStreams, UserStreams, serve_market, serve_ws_api
+from crossbook.gateway.streams import (
+    MarketStreams,
+    UserStreams,
+    serve_market,
+    serve_native,
+    serve_ws_api,
+)
 from crossbook.marketdata import MarketData
 
 log = structlog.get_logger("crossbook.gateway")
@@ -194,6 +200,11 @@ def install_routes(app: FastAPI, state: AppState) -> None:
 
     async def ws_api(ws: WebSocket) -> None:
         await serve_ws_api(ws, gw, users)
+
+    async def ws_native(ws: WebSocket) -> None:
+        await serve_native(ws, gw, streams, users)
+
+    app.router.routes.append(WebSocketRoute("/v1/ws", ws_native))
 
     fast.routes.extend(
         [

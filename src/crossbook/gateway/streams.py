@@ -621,3 +621,78 @@ async def serve_ws_api(ws: WebSocket, gw: Any, users: UserStreams) -> None:
         writer.cancel()
         with contextlib.suppress(BaseException):
             await writer
+
+
+async def serve_native(ws: WebSocket, gw: Any, streams: MarketStreams, users: UserStreams) -> None:
+    """``/v1/ws``: market streams (the same names and messages as the Binance-compatible
+    streams, SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS) plus a ``login`` request that
+    attaches the user's private events and may ask for cancel-on-disconnect:
+    ``{"id", "method": "login", "params": {"apiKey", "timestamp", "signature",
+    "cancelOnDisconnect": true}}`` signed like the WebSocket API (params sorted by name,
+    ``cancelOnDisconnect`` included). When a session that asked for it ends, all of its
+    user's open orders in every market are cancelled."""
+    from crossbook.auth.errors import ApiError
+    from crossbook.auth.signing import verify_ws_api_params
+    from crossbook.domain.commands import CancelAll
+
+    await ws.accept()
+    conn = Connection(ws, wrapped=True)
+    writer = asyncio.create_task(conn.writer())
+    cancel_user: int | None = None
+    try:
+        while not conn.dropped:
+            try:
+                text = await ws.receive_text()
+            except (WebSocketDisconnect, RuntimeError):
+                break
+            if not conn.allow_incoming():
+                conn.offer(encode({"error": {"code": 1, "msg": "Too many requests"}}).decode())
+                continue
+            try:
+                msg = msgspec.json.decode(text)
+            except msgspec.DecodeError:
+                conn.offer(encode({"error": {"code": 3, "msg": "Invalid JSON"}}).decode())
+                continue
+            if isinstance(msg, dict) and msg.get("method") == "login":
+                params = msg.get("params") or {}
+                rid = msg.get("id")
+                key = gw.auth.api_key(str(params.get("apiKey", "")))
+                try:
+                    if key is None:
+                        raise ApiError(
+                            -2015, "Invalid API-key, IP, or permissions for action.", 401
+                        )
+                    verify_ws_api_params(
+                        key.secret, {k: str(v) for k, v in params.items()}, now_ms=gw.clock_ms()
+                    )
+                except ApiError as exc:
+                    reply = {
+                        "id": rid,
+                        "status": exc.http_status,
+                        "error": {"code": exc.code, "msg": exc.msg},
+                    }
+                    conn.offer(encode(reply).decode())
+                    continue
+                users.attach(key.user_id, conn, None)
+                if str(params.get("cancelOnDisconnect", "")).lower() == "true":
+                    cancel_user = key.user_id
+                conn.offer(
+                    encode({"id": rid, "status": 200, "result": {"userId": key.user_id}}).decode()
+                )
+                continue
+            reply = control(conn, streams.hub, streams, text)
+            if reply is not None:
+                conn.offer(encode(reply).decode())
+    finally:
+        streams.hub.drop(conn)
+        users.detach(conn)
+        writer.cancel()
+        with contextlib.suppress(BaseException):
+            await writer
+        if cancel_user is not None:
+            for symbol in gw.markets:
+                with contextlib.suppress(Exception):
+                    await gw.runtime.submit(
+                        CancelAll(seq=0, ts=0, market=symbol, owner=cancel_user)
+                    )
+            log.info("cancelled on disconnect", user=cancel_user)
