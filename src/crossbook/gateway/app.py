@@ -53,27 +53,38 @@ class AppState:
 
 
 def _load_marketdata(data_dir: Path, runtime: ExchangeRuntime) -> MarketData:
-    """Market data as of the last clean shutdown, rolled forward over the journal."""
+    """Market data as of the last clean shutdown, rolled forward over the journal.
+
+    The snapshot file starts with the input seq it covers (8 bytes, little endian);
+    only the journal's events after it are applied. Without a usable snapshot the
+    whole journal is replayed (klines and tickers are rebuilt from the trades)."""
     from crossbook.domain.codec import events_decoder
     from crossbook.journal.framing import EVENTS
 
     markets = runtime.core.config.markets
     path = data_dir / MARKETDATA_FILE
     md: MarketData | None = None
+    covered = 0
     if path.exists():
         try:
-            md = MarketData.restore(path.read_bytes())
+            raw = path.read_bytes()
+            covered = int.from_bytes(raw[:8], "little")
+            md = MarketData.restore(raw[8:])
         except Exception as exc:  # a damaged cache is rebuilt from the journal
             log.warning("market data snapshot unusable; rebuilding", error=repr(exc))
+            md, covered = None, 0
     if md is None or {m.symbol for m in md.markets} != {m.symbol for m in markets}:
-        md = MarketData(markets)
+        md, covered = MarketData(markets), 0
     assert runtime.service is not None
-    # MarketData ignores what it has already seen (per-market seq), so replaying the
-    # journal's events from the start of what it lacks is enough
-    for kind, _seq, payload in runtime.service.journal.records(kind=EVENTS):
-        if kind == EVENTS:
-            md.apply(events_decoder.decode(payload))
+    for _kind, _seq, payload in runtime.service.journal.records(after_seq=covered, kind=EVENTS):
+        md.apply(events_decoder.decode(payload))
     return md
+
+
+def _save_marketdata(data_dir: Path, md: MarketData, covered: int) -> None:
+    tmp = data_dir / (MARKETDATA_FILE + ".tmp")
+    tmp.write_bytes(covered.to_bytes(8, "little") + md.snapshot())
+    tmp.replace(data_dir / MARKETDATA_FILE)
 
 
 def create_app(
@@ -127,9 +138,7 @@ def create_app(
             await streams.stop()
             await runtime.stop()
             projector.stop()
-            tmp = data_dir / (MARKETDATA_FILE + ".tmp")
-            tmp.write_bytes(md.snapshot())
-            tmp.replace(data_dir / MARKETDATA_FILE)
+            _save_marketdata(data_dir, md, runtime.published_seq)
             log.info("exchange stopped", last_seq=runtime.published_seq)
 
     app = FastAPI(
