@@ -37,8 +37,26 @@ MAX_INCOMING_PER_S = 10  # control messages per second per connection
 PARTIAL_DEPTHS = (5, 10, 20)
 
 
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, unfragmented WebSocket text frame (server to client, RFC 6455)."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 1 << 16:
+        return bytes((0x81, 126)) + n.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + n.to_bytes(8, "big") + payload
+
+
 class Connection:
-    """One WebSocket client: its subscriptions and its bounded send queue."""
+    """One WebSocket client: its subscriptions and its bounded output.
+
+    Under uvicorn the connection writes pre-built frames straight to its transport
+    (one encoding of a message serves every subscriber, no task per message); the
+    transport's write buffer is the bound. Elsewhere a bounded queue and a writer task
+    do the same job. Either way a consumer too far behind is dropped.
+    """
+
+    MAX_BUFFERED = 4 << 20  # bytes waiting in the transport
 
     def __init__(self, ws: WebSocket, *, wrapped: bool) -> None:
         self.ws = ws
@@ -47,19 +65,45 @@ class Connection:
         self.queue: asyncio.Queue[str | None] = asyncio.Queue(SEND_QUEUE)
         self.dropped = False
         self._recent: list[float] = []
+        sender = getattr(ws, "_send", None)
+        transport = getattr(getattr(sender, "__self__", None), "transport", None)
+        self.transport: asyncio.WriteTransport | None = (
+            transport if hasattr(transport, "get_write_buffer_size") else None
+        )
 
     def offer(self, text: str) -> None:
+        if self.transport is not None:
+            self.write_frame(text_frame(text.encode()))
+            return
         if self.dropped:
             return
         try:
             self.queue.put_nowait(text)
         except asyncio.QueueFull:
+            self._drop()
+
+    def write_frame(self, frame: bytes) -> None:
+        t = self.transport
+        if self.dropped or t is None:
+            return
+        if t.is_closing():
             self.dropped = True
-            log.info("slow consumer dropped", client=str(self.ws.client))
-            with contextlib.suppress(asyncio.QueueEmpty):
-                while True:
-                    self.queue.get_nowait()
-            self.queue.put_nowait(None)
+            return
+        if t.get_write_buffer_size() > self.MAX_BUFFERED:
+            self._drop()
+            return
+        t.write(frame)
+
+    def _drop(self) -> None:
+        self.dropped = True
+        log.info("slow consumer dropped", client=str(self.ws.client))
+        if self.transport is not None:
+            self.transport.abort()
+            return
+        with contextlib.suppress(asyncio.QueueEmpty):
+            while True:
+                self.queue.get_nowait()
+        self.queue.put_nowait(None)
 
     def allow_incoming(self) -> bool:
         now = time.monotonic()
@@ -70,6 +114,8 @@ class Connection:
         return True
 
     async def writer(self) -> None:
+        if self.transport is not None:
+            return  # frames go straight to the transport
         while True:
             text = await self.queue.get()
             if text is None:
@@ -77,6 +123,12 @@ class Connection:
                     await self.ws.close(code=1008, reason="slow consumer")
                 return
             await self.ws.send_text(text)
+
+
+def _frame_text(frame: bytes) -> str:
+    n = frame[1]
+    start = 2 if n < 126 else 4 if n == 126 else 10
+    return frame[start:].decode()
 
 
 class Hub:
@@ -108,17 +160,16 @@ class Hub:
         subs = self.subscribers.get(stream)
         if not subs:
             return
-        raw: str | None = None
-        wrapped: str | None = None
+        forms: dict[bool, bytes] = {}  # wrapped? -> the encoded frame, built once
         for conn in list(subs):
-            if conn.wrapped:
-                if wrapped is None:
-                    wrapped = encode({"stream": stream, "data": payload}).decode()
-                conn.offer(wrapped)
+            frame = forms.get(conn.wrapped)
+            if frame is None:
+                body = {"stream": stream, "data": payload} if conn.wrapped else payload
+                frame = forms[conn.wrapped] = text_frame(encode(body))
+            if conn.transport is not None:
+                conn.write_frame(frame)
             else:
-                if raw is None:
-                    raw = encode(payload).decode()
-                conn.offer(raw)
+                conn.offer(_frame_text(frame))
 
 
 class MarketStreams:
