@@ -104,6 +104,7 @@ async def bench_ws(server: Any, seconds: float, clients: int) -> dict[str, Any]:
 
     before = rss_kb(server.proc.pid)
     latencies: list[float] = []
+    by_kind: dict[str, list[float]] = {}
     received = 0
     stop = asyncio.Event()
 
@@ -123,6 +124,7 @@ async def bench_ws(server: Any, seconds: float, clients: int) -> dict[str, Any]:
                 event = json.loads(text)
                 if "E" in event:
                     latencies.append(now_ms - event["E"])
+                    by_kind.setdefault(event.get("e", "?"), []).append(now_ms - event["E"])
                     received += 1
 
     ready = asyncio.Semaphore(0)
@@ -135,6 +137,7 @@ async def bench_ws(server: Any, seconds: float, clients: int) -> dict[str, Any]:
         await ready.acquire()
     connected = rss_kb(server.proc.pid)
     latencies.clear()
+    by_kind.clear()
     received = 0
     t0 = time.perf_counter()
     await asyncio.sleep(seconds)
@@ -146,6 +149,7 @@ async def bench_ws(server: Any, seconds: float, clients: int) -> dict[str, Any]:
         "messages_per_s": round(received / elapsed), "p50_ms": pct(latencies, 0.5),
         "p99_ms": pct(latencies, 0.99),
         "server_kb_per_connection": round((connected - before) / clients, 1),
+        **{f"{k}_p99_ms": pct(v, 0.99) for k, v in sorted(by_kind.items())},
     }  # fmt: skip
 
 

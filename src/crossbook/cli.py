@@ -88,13 +88,13 @@ def run(
     app_ = create_app(data_dir.resolve(), fsync=fsync, rate_limits=limits)
     state = app_.state.crossbook
     if demo:
-        from crossbook.demo import MarketMaker, maker_user, setup_demo
+        from crossbook.demo import MarketMaker, setup_demo
 
         async def start_demo(st: object) -> None:
             creds = await setup_demo(st)
             console.print(f"demo users and API keys: {data_dir / 'demo-credentials.json'}")
             if market_maker:
-                bot = MarketMaker(st, maker_user(creds))
+                bot = MarketMaker(st, creds["maker"]["userId"], creds["taker"]["userId"])
                 bot.start()
 
         state.on_started.append(start_demo)

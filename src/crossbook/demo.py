@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 
 from crossbook.domain.commands import CancelAll, PlaceOrder
-from crossbook.domain.enums import SelfTradePrevention, Side
+from crossbook.domain.enums import SelfTradePrevention, Side, TimeInForce
 from crossbook.domain.ledger import Deposit
 from crossbook.domain.markets import Market
 
@@ -26,37 +26,35 @@ log = structlog.get_logger("crossbook.demo")
 CREDENTIALS_FILE = "demo-credentials.json"
 DEMO_USERS = ("alice@demo.crossbook", "bob@demo.crossbook")
 MAKER = "maker@demo.crossbook"
+TAKER = "taker@demo.crossbook"
 FUNDS = {"BTC": "10", "ETH": "100", "USDT": "1000000"}
 MAKER_FUNDS = {"BTC": "1000", "ETH": "10000", "USDT": "100000000"}
 START_PRICES = {"BTCUSDT": "50000", "ETHUSDT": "3000"}
 
 
 async def setup_demo(state: Any) -> dict[str, Any]:
-    """Create (once) the demo users, keys and balances; return the credentials."""
+    """Create (once) the demo users, the two bot accounts (market maker and taker),
+    their keys and balances; return ``{"users": [...], "maker": {...}, "taker": {...}}``."""
     from crossbook.domain.money import parse_amount
 
     gw = state.gateway
     path = state.data_dir / CREDENTIALS_FILE
-    if path.exists():
-        saved = json.loads(path.read_text())
-        creds: dict[str, Any] = {"users": [*saved["users"], saved["maker"]]}
-    else:
-        creds = {"users": []}
-        for email in (*DEMO_USERS, MAKER):
-            existing = gw.auth.user_by_email(email)  # a start that died before the file
-            user_id = existing.id if existing else gw.auth.create_user(email, "crossbook-demo")
-            key, secret = gw.auth.create_api_key(user_id, read=True, trade=True, withdraw=True)
-            creds["users"].append(
-                {
-                    "email": email,
-                    "password": "crossbook-demo",
-                    "userId": user_id,
-                    "apiKey": key,
-                    "secret": secret,
-                }
-            )
-    for user in creds["users"]:
-        funds = MAKER_FUNDS if user["email"] == MAKER else FUNDS
+    saved: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+
+    def account(email: str) -> dict[str, Any]:
+        existing = gw.auth.user_by_email(email)  # a start that died before the file
+        user_id = existing.id if existing else gw.auth.create_user(email, "crossbook-demo")
+        key, secret = gw.auth.create_api_key(user_id, read=True, trade=True, withdraw=True)
+        return {"email": email, "password": "crossbook-demo", "userId": user_id,
+                "apiKey": key, "secret": secret}  # fmt: skip
+
+    creds = {
+        "users": saved.get("users") or [account(email) for email in DEMO_USERS],
+        "maker": saved.get("maker") or account(MAKER),
+        "taker": saved.get("taker") or account(TAKER),
+    }
+    for user in (*creds["users"], creds["maker"], creds["taker"]):
+        funds = FUNDS if user["email"] in DEMO_USERS else MAKER_FUNDS
         for asset, text in funds.items():
             if asset not in gw.assets:
                 continue
@@ -68,7 +66,7 @@ async def setup_demo(state: Any) -> dict[str, Any]:
                     network="demo", deposit_id=deposit_id,
                 )
             )  # fmt: skip
-    if not path.exists():  # written once the users are funded: clients can start at once
+    if creds != saved:  # written once everyone is funded: clients can start at once
         write_credentials(state.data_dir, creds)
     return creds
 
@@ -77,9 +75,12 @@ class MarketMaker:
     """Quotes a ladder around a drifting mid price in every market and now and then
     takes liquidity, so books, trades, tickers and klines move."""
 
-    def __init__(self, state: Any, user_id: int, *, seed: int = 1, period: float = 0.5) -> None:
+    def __init__(
+        self, state: Any, user_id: int, taker_id: int, *, seed: int = 1, period: float = 0.5
+    ) -> None:
         self.state = state
         self.user_id = user_id
+        self.taker_id = taker_id
         self.rng = random.Random(seed)
         self.period = period
         self.mids: dict[str, int] = {}
@@ -139,6 +140,15 @@ class MarketMaker:
                         stp=SelfTradePrevention.NONE,
                     )
                 )
+        if rng.random() < 0.6:  # the taker hits the best quote: trades, tickers, klines
+            side = Side.BUY if rng.random() < 0.5 else Side.SELL
+            price = mid + spread if side is Side.BUY else mid - spread
+            await submit(
+                PlaceOrder(
+                    seq=0, ts=0, market=m.symbol, owner=self.taker_id, side=side,
+                    price=price, quantity=min_qty, time_in_force=TimeInForce.IOC,
+                )
+            )  # fmt: skip
 
 
 def _min_notional_quantity(m: Market, price: int) -> int:
@@ -149,17 +159,11 @@ def _min_notional_quantity(m: Market, price: int) -> int:
     return -(-need // m.step_size) * m.step_size
 
 
-def maker_user(creds: dict[str, Any]) -> int:
-    return int(next(u["userId"] for u in creds["users"] if u["email"] == MAKER))
-
-
 def write_credentials(data_dir: Path, creds: dict[str, Any]) -> None:
-    """``DIR/demo-credentials.json``: ``users`` (for clients) and the ``maker`` (the
-    demo market maker's own account), readable by the owner only."""
-    users = [u for u in creds["users"] if u["email"] != MAKER]
-    maker = next(u for u in creds["users"] if u["email"] == MAKER)
+    """``DIR/demo-credentials.json``: ``users`` (for clients) and the bots' accounts,
+    readable by the owner only."""
     path = data_dir / CREDENTIALS_FILE
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"users": users, "maker": maker}, indent=2))
+    tmp.write_text(json.dumps(creds, indent=2))
     os.chmod(tmp, 0o600)
     tmp.replace(path)

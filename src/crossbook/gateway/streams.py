@@ -224,7 +224,10 @@ class MarketStreams:
                 stream = f"{symbol.lower()}@depth{suffix}"
                 if hub.has(stream):
                     m = self.markets[symbol]
-                    hub.publish(stream, fmt.depth_update_event(m, merge_depth_updates(parts)))
+                    merged = merge_depth_updates(parts)
+                    # E is when this message is sent (as Binance's): the merge window is
+                    # part of the stream's speed, not of its delivery
+                    hub.publish(stream, fmt.depth_update_event(m, merged, time.time_ns()))
                 self._pending_depth[(symbol, s)] = []
             dirty = self._dirty_books if speed == 100 else self._dirty_slow
             for symbol in dirty:
