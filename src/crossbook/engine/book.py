@@ -390,6 +390,9 @@ class OrderBook:
         if o.quote_quantity:  # sized by quote amount, or capped by one
             self._match_quote(o, seq, ts, ev)
             return
+        if o.tif is GTC and o.type is LIMIT and not self._would_cross(o.side, o.price):
+            self._rest(o)  # the common passive order: nothing to match
+            return
         if self._match(o, seq, ts, ev):
             self._discard_open(o)
             return
