@@ -9,6 +9,8 @@ History queries call :meth:`wait_for` with the seq they must see (read your writ
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import queue
 import threading
 from pathlib import Path
@@ -43,6 +45,7 @@ class LedgerWriterProcess:
         self._cond = threading.Condition()
         self._error: BaseException | None = None
         self._last_fed = 0
+        self._durable_hint = 0
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "crossbook.gateway.ledger_writer", str(data_dir), url],
             stdin=subprocess.PIPE,
@@ -51,9 +54,13 @@ class LedgerWriterProcess:
             bufsize=1,
         )
         self._reader = threading.Thread(target=self._read, name="ledger-writer-reader", daemon=True)
+        assert self._proc.stdin is not None
+        self._stdin_fd: int | None = self._proc.stdin.fileno()
+        os.set_blocking(self._stdin_fd, False)
 
     def catch_up(self, journal: Journal) -> None:
         """Hand the child what is durable already; it catches up on its own."""
+        self._durable_hint = journal.committed_seq
         self._send(journal.committed_seq)
 
     def start(self) -> None:
@@ -61,17 +68,25 @@ class LedgerWriterProcess:
 
     def feed(self, items: list[tuple[Any, list[Any]]]) -> None:
         if items:
-            self._send(items[-1][0].seq)
+            self._durable_hint = items[-1][0].seq
+            self._send(self._durable_hint)
 
     def _send(self, seq: int) -> None:
-        if seq > self._last_fed and self._proc.stdin is not None:
-            self._last_fed = seq
-            try:
-                self._proc.stdin.write(f"D {seq}\n")
-            except (BrokenPipeError, ValueError) as exc:
-                with self._cond:
-                    self._error = exc
-                    self._cond.notify_all()
+        """Tell the child how far the journal is durable. Never blocks the exchange: the
+        pipe is non-blocking and only the newest seq matters, so a full pipe just
+        means this one is told with the next batch."""
+        if seq <= self._last_fed or self._stdin_fd is None:
+            return
+        try:
+            os.write(self._stdin_fd, f"D {seq}\n".encode())
+        except BlockingIOError:
+            return
+        except (BrokenPipeError, OSError) as exc:
+            with self._cond:
+                self._error = exc
+                self._cond.notify_all()
+            return
+        self._last_fed = seq
 
     def _read(self) -> None:
         assert self._proc.stdout is not None
@@ -80,6 +95,8 @@ class LedgerWriterProcess:
                 with self._cond:
                     self.projected_seq = int(line[2:])
                     self._cond.notify_all()
+                if self._durable_hint > self._last_fed:  # a seq a full pipe held back
+                    self._send(self._durable_hint)
         code = self._proc.wait()
         if code != 0:
             log.error("ledger writer exited", code=code)
@@ -88,6 +105,12 @@ class LedgerWriterProcess:
                 self._cond.notify_all()
 
     def stop(self) -> None:
+        if self._stdin_fd is not None:
+            os.set_blocking(self._stdin_fd, True)
+            # the last durable seq, whatever a full pipe may have swallowed
+            with contextlib.suppress(OSError):
+                os.write(self._stdin_fd, f"D {self._durable_hint}\n".encode())
+            self._stdin_fd = None
         if self._proc.stdin is not None:
             self._proc.stdin.close()
         self._proc.wait(timeout=120)
@@ -97,6 +120,8 @@ class LedgerWriterProcess:
     async def wait_for(self, seq: int, timeout: float = 5.0) -> None:
         if self.projected_seq >= seq:
             return
+        if self._durable_hint > self._last_fed:
+            self._send(self._durable_hint)
 
         def wait() -> None:
             with self._cond:
