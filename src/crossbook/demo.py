@@ -156,7 +156,7 @@ def _min_notional_quantity(m: Market, price: int) -> int:
     if not m.min_notional:
         return m.step_size
     need = -(-m.min_notional * m.notional_divisor // (price * 10**m.quote_scale))
-    return -(-need // m.step_size) * m.step_size
+    return int(-(-need // m.step_size) * m.step_size)
 
 
 def write_credentials(data_dir: Path, creds: dict[str, Any]) -> None:

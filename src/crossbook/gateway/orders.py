@@ -171,9 +171,10 @@ class OrderTracker:
                 (e.taker_order_id, e.taker_leaves, False),
                 (e.maker_order_id, e.maker_leaves, True),
             ):
-                v = self.views.get((e.market, order_id))
-                if v is None:
+                found = self.views.get((e.market, order_id))
+                if found is None:
                     continue
+                v = found
                 v.filled += e.quantity
                 v.filled_scaled += e.price * e.quantity
                 v.leaves = leaves
@@ -185,16 +186,18 @@ class OrderTracker:
                     del self.views[(e.market, order_id)]
             return out
         if t is OrderCancelled or t is OrderExpired:
-            v = self.views.pop((e.market, e.order_id), None)
-            if v is None:
+            popped = self.views.pop((e.market, e.order_id), None)
+            if popped is None:
                 return []
+            v = popped
             v.status = "cancelled" if t is OrderCancelled else "expired"
             v.reason, v.leaves, v.updated_ts = e.reason.value, 0, e.ts
             return [(v, e)]
         if t is OrderAmended or t is OrderTriggered:
-            v = self.views.get((e.market, e.order_id))
-            if v is None:
+            current = self.views.get((e.market, e.order_id))
+            if current is None:
                 return []
+            v = current
             if t is OrderAmended:
                 v.price, v.quantity, v.leaves = e.price, e.quantity, e.leaves
             else:

@@ -71,7 +71,7 @@ class RateLimitMiddleware:
         uri = limits.storage_uri
         if "+" not in uri.split(":", 1)[0]:
             uri = "async+" + uri  # the asyncio flavour of the same storage
-        self.limiter = MovingWindowRateLimiter(storage_from_string(uri))  # type: ignore[arg-type]
+        self.limiter = MovingWindowRateLimiter(storage_from_string(uri))
         self.ip_limit = RateLimitItemPerMinute(limits.ip_weight_per_minute)
         self.key_limit = RateLimitItemPerMinute(limits.key_weight_per_minute)
         self.order_limit = RateLimitItemPerSecond(limits.orders_per_second)
@@ -101,6 +101,7 @@ class RateLimitMiddleware:
         await self._reject(path, send)
 
     async def _reject(self, path: str, send: Any) -> None:
+        body: dict[str, Any]
         if path.startswith("/v1/"):
             body = {"error": {"code": "rate_limited", "message": "too many requests; slow down"}}
         else:

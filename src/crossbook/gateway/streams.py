@@ -25,7 +25,7 @@ from crossbook.domain.ledger import TransactionPosted
 from crossbook.domain.markets import Market
 from crossbook.domain.money import format_amount
 from crossbook.gateway.orders import OrderTracker, OrderView
-from crossbook.marketdata import DepthUpdate, MarketData, merge_depth_updates
+from crossbook.marketdata import DepthUpdate, KlineUpdate, MarketData, Trade, merge_depth_updates
 from crossbook.marketdata import binance as fmt
 
 log = structlog.get_logger("crossbook.streams")
@@ -249,19 +249,18 @@ class MarketStreams:
         latest: dict[tuple[str, str], Any] = {}
         trades_seen = False
         for u in updates:
-            kind = type(u).__name__
-            if kind == "DepthUpdate":
+            if isinstance(u, DepthUpdate):
                 depth[u.market].append(u)
                 continue
             m = self.markets[u.market]
             sym = u.market.lower()
-            if kind == "Trade":
+            if isinstance(u, Trade):
                 trades_seen = True
                 if hub.has(f"{sym}@trade"):
                     hub.publish(f"{sym}@trade", fmt.trade_event(m, u))
                 if hub.has(f"{sym}@aggTrade"):
                     hub.publish(f"{sym}@aggTrade", fmt.agg_trade_event(m, u))
-            elif kind == "KlineUpdate":
+            elif isinstance(u, KlineUpdate):
                 stream = f"{sym}@kline_{u.interval}"
                 if hub.has(stream):
                     if u.closed:
@@ -269,7 +268,7 @@ class MarketStreams:
                     else:
                         latest[(stream, "kline")] = (m, u)
             else:  # BookTicker, Ticker: only the newest of a batch matters
-                latest[(u.market, kind)] = (m, u)
+                latest[(u.market, type(u).__name__)] = (m, u)
         for symbol, parts in depth.items():
             # diff streams go out on the flush ticks, merged (contiguous update ids)
             for speed in (100, 1000):
