@@ -1,0 +1,1 @@
+"""Production adapters of the log/bus ports over NATS JetStream (nats-py)."""

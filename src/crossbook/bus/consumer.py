@@ -1,0 +1,172 @@
+"""Durable pull consumers with explicit acks: at-least-once delivery, effects once.
+
+A downstream service (the ledger writer reading an engine's log, ...) reads a
+:class:`~crossbook.bus.jetstream.JetStreamLog` through a durable JetStream consumer.
+JetStream redelivers anything not acknowledged within ``ack_wait`` (a consumer that
+died between applying and acking sees those messages again), so the consumer side
+remembers what it applied: an :class:`Applier` stores, atomically with each effect,
+the position ``(seq, kind)`` of the record it applied (in its state, its snapshot, or
+the same SQL transaction), and :meth:`DurableConsumer.poll` skips every record at or
+below that position before acking. Records of a log written by the service have
+strictly increasing ``(seq, kind)`` (a COMMAND, then the EVENTS of the same seq).
+
+::
+
+    consumer = await DurableConsumer.open(nc, "engine-BTC-USDT", "ledger-writer")
+    while running:
+        await consumer.poll(applier)          # apply new records, ack, skip redeliveries
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import inspect
+from collections.abc import Awaitable
+from typing import Protocol
+
+from nats.aio.client import Client as NATS
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext, api
+
+from crossbook.bus.jetstream import decode_batch, stream_name, subject_name
+
+__all__ = ["Applier", "DurableConsumer", "PollStats", "Record"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Record:
+    """One log record as delivered: ``stream_seq`` is the message's stream sequence
+    and ``delivered`` how many times that message was delivered (1 the first time)."""
+
+    kind: int
+    seq: int
+    payload: bytes
+    stream_seq: int
+    delivered: int
+
+    @property
+    def position(self) -> tuple[int, int]:
+        return (self.seq, self.kind)
+
+
+class Applier(Protocol):
+    """What a consumer applies records to."""
+
+    def position(self) -> tuple[int, int]:
+        """``(seq, kind)`` of the last record whose effect is durably applied
+        (``(0, 0)`` for none)."""
+        ...
+
+    def apply(self, record: Record) -> Awaitable[None] | None:
+        """Apply one record's effect and durably record its position with it."""
+        ...
+
+
+@dataclasses.dataclass(slots=True)
+class PollStats:
+    messages: int = 0
+    applied: int = 0
+    skipped: int = 0
+    redelivered: int = 0
+    deferred: int = 0
+
+
+class DurableConsumer:
+    """A durable pull consumer (explicit acks) on one log's stream."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        sub: JetStreamContext.PullSubscription,
+        durable: str,
+        next_stream_seq: int,
+        ack_wait: float,
+    ) -> None:
+        """Internal: use ``DurableConsumer.open``."""
+        self._js = js
+        self._sub = sub
+        self.durable = durable
+        self.ack_wait = ack_wait
+        self._next = next_stream_seq  # the message to apply next, in stream order
+
+    @classmethod
+    async def open(
+        cls,
+        nc: NATS,
+        log: str,
+        durable: str,
+        *,
+        ack_wait: float = 30.0,
+        max_ack_pending: int = 10_000,
+    ) -> DurableConsumer:
+        """Bind to (creating if needed) the durable consumer ``durable`` of ``log``.
+        A new consumer starts at the beginning of the log; an existing one resumes
+        after its last acknowledged message."""
+        js = nc.jetstream()
+        config = api.ConsumerConfig(
+            durable_name=durable,
+            ack_policy=api.AckPolicy.EXPLICIT,
+            deliver_policy=api.DeliverPolicy.ALL,
+            ack_wait=ack_wait,
+            max_ack_pending=max_ack_pending,
+        )
+        sub = await js.pull_subscribe(
+            subject_name(log), durable=durable, stream=stream_name(log), config=config
+        )
+        info = await sub.consumer_info()
+        stream = await js.stream_info(stream_name(log))
+        floor = info.ack_floor.stream_seq if info.ack_floor else 0
+        return cls(js, sub, durable, max(floor + 1, stream.state.first_seq), ack_wait)
+
+    async def poll(
+        self, applier: Applier, *, max_messages: int = 64, timeout: float = 1.0
+    ) -> PollStats:
+        """Fetch up to ``max_messages`` messages (waiting at most ``timeout`` s for
+        the first), apply their records that are past ``applier.position()`` in
+        order, and ack each message once all its records are applied. An exception
+        from ``apply`` propagates and leaves the message unacked (redelivered later).
+
+        Messages are applied strictly in stream order: one delivered ahead of an
+        earlier unacked message (left by a consumer that died) is nak'ed with a short
+        delay and applied after it, so skipping by position never drops a record.
+        """
+        stats = PollStats()
+        try:
+            msgs = await self._sub.fetch(max_messages, timeout=timeout)
+        except NatsTimeoutError:
+            return stats
+        for msg in msgs:
+            meta = msg.metadata
+            delivered = meta.num_delivered or 1
+            stream_seq = meta.sequence.stream
+            stats.messages += 1
+            stats.redelivered += delivered > 1
+            if stream_seq > self._next:
+                # an earlier message is still unacked (a previous instance died holding
+                # it): apply nothing out of order; this one comes back after it
+                stats.deferred += 1
+                await msg.nak(delay=min(self.ack_wait, 0.5))
+                continue
+            for kind, seq, payload in decode_batch(msg.data):
+                record = Record(kind, seq, payload, meta.sequence.stream, delivered)
+                if record.position <= applier.position():
+                    stats.skipped += 1
+                    continue
+                result = applier.apply(record)
+                if inspect.isawaitable(result):
+                    await result
+                stats.applied += 1
+            await msg.ack_sync()
+            self._next = max(self._next, stream_seq + 1)
+        return stats
+
+    async def pending(self) -> int:
+        """Messages not yet delivered plus delivered but unacknowledged."""
+        info = await self._sub.consumer_info()
+        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+    async def close(self) -> None:
+        """Stop fetching; the durable consumer stays on the server."""
+        with contextlib.suppress(Exception):
+            await self._sub.unsubscribe()
