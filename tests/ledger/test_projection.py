@@ -295,3 +295,26 @@ def test_queries_accept_an_engine(db_url: str) -> None:
         assert asset_totals(engine) == {"ETH": 0, "USDT": 0}
     finally:
         engine.dispose()
+
+
+def test_text_with_copy_delimiters_round_trips(db_url: str) -> None:
+    """Strings are stored as given, whatever characters they hold (PostgreSQL writes rows
+    with COPY, whose text format treats tabs, newlines and backslashes specially)."""
+    odd = "a\tb\nc\\d\re\\N"
+    items: list[Item] = [
+        tx(1, 1, "deposit", "deposit:plain",
+           ("external:x", "BTC", -5), ("user:1:available", "BTC", 5)),
+        tx(2, 2, odd, odd, (odd, "BTC", -3), ("user:1:available", odd, 3)),
+    ]  # fmt: skip
+    with ProjectionWriter(db_url, auto_migrate=True) as writer:
+        writer.write(ACCOUNTS_LOG, items)
+    assert all_balances(db_url) == {
+        ("external:x", "BTC"): -5,
+        ("user:1:available", "BTC"): 5,
+        (odd, "BTC"): -3,
+        ("user:1:available", odd): 3,
+    }
+    rows = dump(db_url)
+    assert rows["ledger_transactions"][1] == (2, ACCOUNTS_LOG, 2, TS0 + 2, odd, odd)
+    postings = [r[2:] for r in rows["ledger_postings"] if r[0] == 2]
+    assert postings == [(odd, "BTC", -3), ("user:1:available", odd, 3)]
