@@ -84,3 +84,19 @@ def test_market_streams_on_the_native_socket(server: Server) -> None:
     assert message["stream"] == "ethusdt@depth@100ms"
     assert ["1000.00", "0.500000000000000000"] in message["data"]["b"]  # type: ignore[index]
     alice.call("DELETE", "/v1/orders", query="market=ETHUSDT")
+
+
+def test_ws_api_request_with_params_that_are_not_an_object_is_answered(server: Server) -> None:
+    async def scenario() -> list[dict[str, object]]:
+        async with websockets.connect(f"{server.ws_url}/ws-api/v3") as ws:
+            replies = []
+            for params in ('"x"', "[1]"):
+                await ws.send(f'{{"id": "1", "method": "userDataStream.subscribe.signature", "params": {params}}}')
+                replies.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+            await ws.send('{"id": "2", "method": "ping"}')
+            replies.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+            return replies
+
+    bad1, bad2, pong = asyncio.run(scenario())
+    assert bad1["status"] == 400 and bad2["status"] == 400
+    assert pong["status"] == 200  # the connection survived

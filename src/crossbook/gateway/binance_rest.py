@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from crossbook.auth.models import is_api_key_format
 from crossbook.domain.commands import CancelAll, CancelOrder, PlaceOrder
 from crossbook.domain.enums import OrderType, RejectReason, SelfTradePrevention, Side, TimeInForce
 from crossbook.domain.enums import Trigger as Trig
@@ -108,7 +109,7 @@ async def signed(gw: Gateway, request: Request, permission: str) -> Caller:
     from crossbook.auth.signing import verify_signed_request
 
     api_key = request.headers.get("X-MBX-APIKEY", "")
-    if not api_key:
+    if not is_api_key_format(api_key):  # missing, empty or not a key at all
         raise BinanceError(-2014, "API-key format invalid.", 401)
     key = gw.auth.api_key(api_key)
     if key is None:
@@ -130,7 +131,9 @@ async def signed(gw: Gateway, request: Request, permission: str) -> Caller:
 
 async def key_only(gw: Gateway, request: Request) -> Any:
     api_key = request.headers.get("X-MBX-APIKEY", "")
-    key = gw.auth.api_key(api_key) if api_key else None
+    if not is_api_key_format(api_key):  # as for signed requests
+        raise BinanceError(-2014, "API-key format invalid.", 401)
+    key = gw.auth.api_key(api_key)
     if key is None:
         raise BinanceError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
     return key
@@ -181,13 +184,25 @@ def amount(params: dict[str, str], name: str, scale: int, required: bool = False
     return value
 
 
+I64_MAX = 2**63 - 1
+
+
 def integer(params: dict[str, str], name: str, default: int | None = None) -> int | None:
     text = params.get(name)
     if text is None or text == "":
         return default
-    if not text.isdigit():
+    # ids and times are 64-bit (LONG) on Binance, and in the SQL history: a larger
+    # value would overflow the query (HTTP 500) instead of being refused
+    if not text.isdigit() or len(text) > 19 or int(text) > I64_MAX:
         raise BinanceError(-1100, f"Illegal characters found in parameter '{name}'.")
     return int(text)
+
+
+def ns_bounds(start_ms: int | None, end_ms: int | None) -> tuple[int | None, int | None]:
+    """startTime/endTime (ms, inclusive) as ns bounds, capped to 64 bits."""
+    start = min(start_ms * 1_000_000, I64_MAX) if start_ms is not None else None
+    end = min(end_ms * 1_000_000 + 999_999, I64_MAX) if end_ms is not None else None
+    return start, end
 
 
 def choice(params: dict[str, str], name: str, allowed: dict[str, Any], code: int) -> Any:
@@ -384,6 +399,8 @@ def routes(gw: Gateway) -> list[Route]:
                 names = json.loads(p["symbols"])
             except ValueError as exc:
                 raise bad_param("symbols") from exc
+            if not isinstance(names, list):  # e.g. symbols=3 (was a 500)
+                raise bad_param("symbols")
             wanted = []
             for name in names:
                 m = gw.markets.get(str(name).upper())
@@ -545,12 +562,11 @@ def routes(gw: Gateway) -> list[Route]:
         m = market_of(gw, p)
         assert m is not None
         limit = min(integer(p, "limit", 500) or 500, 1000)
-        start, end = integer(p, "startTime"), integer(p, "endTime")
+        start_ns, end_ns = ns_bounds(integer(p, "startTime"), integer(p, "endTime"))
         await gw.history_ready(caller.user_id)
         rows = queries.orders_of(
             gw.projector.engine, caller.user_id, market=m.symbol, from_id=integer(p, "orderId"),
-            start_ts=start * 1_000_000 if start is not None else None,
-            end_ts=end * 1_000_000 + 999_999 if end is not None else None, limit=limit,
+            start_ts=start_ns, end_ts=end_ns, limit=limit,
         )  # fmt: skip
         return [order_json(m, row_view(r)) for r in rows if r.status != "rejected"]
 
@@ -560,13 +576,19 @@ def routes(gw: Gateway) -> list[Route]:
         m = market_of(gw, p)
         assert m is not None
         limit = min(integer(p, "limit", 500) or 500, 1000)
-        start, end = integer(p, "startTime"), integer(p, "endTime")
+        start_ns, end_ns = ns_bounds(integer(p, "startTime"), integer(p, "endTime"))
+        order_id = integer(p, "orderId")
         await gw.history_ready(caller.user_id)
+        if order_id is not None:
+            # only the caller's own order: the trades of another user's order that the
+            # caller was the counterparty of would reveal that user's order ids
+            own = queries.get_order(gw.projector.engine, m.symbol, order_id)
+            if own is None or own.owner != caller.user_id:
+                return []
         rows = queries.trades_of(
             gw.projector.engine, caller.user_id, market=m.symbol,
-            order_id=integer(p, "orderId"), from_id=integer(p, "fromId"),
-            start_ts=start * 1_000_000 if start is not None else None,
-            end_ts=end * 1_000_000 + 999_999 if end is not None else None, limit=limit,
+            order_id=order_id, from_id=integer(p, "fromId"),
+            start_ts=start_ns, end_ts=end_ns, limit=limit,
         )  # fmt: skip
         fees = queries.trade_fees(gw.projector.engine, m.symbol, [t.trade_id for t in rows])
         out = []

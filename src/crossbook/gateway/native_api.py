@@ -5,6 +5,10 @@ Authentication: an API key signs each request with three headers, ``CB-ACCESS-KE
 HMAC-SHA256(secret, timestamp + METHOD + path[?query] + body), checked over the raw
 bytes received; or a session token from ``POST /v1/session`` (email and password) as
 ``Authorization: Bearer <token>``. Every user-scoped route acts on the caller only.
+API keys are managed with ``POST /v1/api-keys`` {read, trade, withdraw, label} (the
+secret is returned once), ``GET /v1/api-keys`` (no secrets) and
+``DELETE /v1/api-keys/{key}`` (own keys only); a request signed with a key may not grant
+or revoke more than that key's own permissions.
 Amounts are decimal strings; errors are ``{"error": {"code", "message"}}``.
 """
 
@@ -172,6 +176,28 @@ class CancelAfter(BaseModel):
     seconds: int = Field(ge=0, le=86_400)
 
 
+class NewApiKeyRequest(BaseModel):
+    read: bool = True
+    trade: bool = False
+    withdraw: bool = False
+    label: str = Field(default="", max_length=64)
+
+
+class CreatedApiKey(BaseModel):
+    api_key: str
+    secret: str
+
+
+class ApiKeyEntry(BaseModel):
+    api_key: str
+    read: bool
+    trade: bool
+    withdraw: bool
+    label: str
+    created: int
+    revoked: bool
+
+
 class LedgerEntry(BaseModel):
     tx_id: int
     type: str
@@ -235,12 +261,14 @@ def router(gw: Gateway) -> APIRouter:
         if abs(gw.clock_ms() - int(cb_access_timestamp)) > RECV_WINDOW_MS:
             raise ApiFailure(401, "invalid_timestamp", "timestamp outside the 5 s window")
         body = await request.body()
-        path = request.scope["path"]
+        # the path as sent (percent-encoded), not as decoded: the signature covers the
+        # bytes received, so a symbol or key with escaped characters verifies too
+        path = request.scope.get("raw_path") or request.scope["path"].encode()
         query = request.scope.get("query_string", b"")
         payload = (
             cb_access_timestamp.encode()
             + request.method.encode()
-            + path.encode()
+            + path
             + (b"?" + query if query else b"")
             + body
         )
@@ -422,6 +450,62 @@ def router(gw: Gateway) -> APIRouter:
     ) -> dict[str, bool]:
         if authorization and authorization.startswith("Bearer "):
             sessions.pop(authorization[7:], None)
+        return {"ok": True}
+
+    # ------------------------------------------------------------ API keys
+    # A session may grant anything; a signed request (an API key) may only create keys
+    # with no permission its own key lacks, and only revoke such keys: a read-only key
+    # cannot mint a trading key.
+
+    def key_grants(key: Any) -> tuple[bool, bool, bool]:
+        return bool(key.can_read), bool(key.can_trade), bool(key.can_withdraw)
+
+    def within(caller_key: Any, wanted: tuple[bool, bool, bool]) -> bool:
+        if caller_key is None:
+            return True
+        grants = key_grants(caller_key)
+        return all(have or not want for have, want in zip(grants, wanted, strict=True))
+
+    @api.post("/api-keys", response_model=CreatedApiKey, tags=["account"])
+    async def create_key(body: NewApiKeyRequest, who: Caller) -> CreatedApiKey:
+        """A new API key of the caller; the secret is shown only in this answer."""
+        user, key = who
+        if not within(key, (body.read, body.trade, body.withdraw)):
+            raise ApiFailure(403, "forbidden", "an API key cannot grant what it lacks")
+        if not body.label.isprintable():
+            raise ApiFailure(400, "invalid_label", "label must be printable")
+        created = gw.auth.create_api_key(
+            user, read=body.read, trade=body.trade, withdraw=body.withdraw, label=body.label
+        )
+        return CreatedApiKey(api_key=created.api_key, secret=created.secret)
+
+    @api.get("/api-keys", response_model=list[ApiKeyEntry], tags=["account"])
+    async def list_keys(who: Caller) -> list[ApiKeyEntry]:
+        """The caller's API keys, revoked ones too; never their secrets."""
+        return [
+            ApiKeyEntry(
+                api_key=k.api_key,
+                read=k.can_read,
+                trade=k.can_trade,
+                withdraw=k.can_withdraw,
+                label=k.label,
+                created=k.created_ms,
+                revoked=k.revoked,
+            )
+            for k in gw.auth.list_api_keys(who[0])
+        ]
+
+    @api.delete("/api-keys/{api_key}", tags=["account"])
+    async def revoke_key(api_key: str, who: Caller) -> dict[str, bool]:
+        """Revoke one of the caller's keys (another user's key answers 404)."""
+        user, key = who
+        target = next((k for k in gw.auth.list_api_keys(user) if k.api_key == api_key), None)
+        if target is None or target.revoked:
+            raise ApiFailure(404, "unknown_api_key", "no such API key")
+        if not within(key, (target.can_read, target.can_trade, target.can_withdraw)):
+            raise ApiFailure(403, "forbidden", "an API key cannot revoke a stronger key")
+        if not gw.auth.revoke_api_key(user, api_key):
+            raise ApiFailure(404, "unknown_api_key", "no such API key")
         return {"ok": True}
 
     # ------------------------------------------------------------- account

@@ -604,6 +604,8 @@ async def serve_ws_api(ws: WebSocket, gw: Any, users: UserStreams) -> None:
             try:
                 msg = msgspec.json.decode(text)
                 rid, method, params = msg.get("id"), msg.get("method"), msg.get("params") or {}
+                if not isinstance(params, dict):
+                    raise AttributeError("params must be an object")
             except (msgspec.DecodeError, AttributeError):
                 conn.offer(
                     encode(
@@ -708,6 +710,8 @@ async def serve_native(ws: WebSocket, gw: Any, streams: MarketStreams, users: Us
                 continue
             if isinstance(msg, dict) and msg.get("method") == "login":
                 params = msg.get("params") or {}
+                if not isinstance(params, dict):
+                    params = {}
                 rid = msg.get("id")
                 key = gw.auth.api_key(str(params.get("apiKey", "")))
                 try:
