@@ -70,6 +70,20 @@ def run(
     orders_per_second: Annotated[
         int, typer.Option("--orders-per-second", help="Order placements per API key.")
     ] = 50,
+    nats_url: Annotated[
+        str | None,
+        typer.Option(
+            "--nats-url",
+            help="Keep the input log on this NATS JetStream server instead of the data "
+            "dir's file journal (leader lease + fencing; a second instance waits as standby).",
+        ),
+    ] = None,
+    log_name: Annotated[
+        str, typer.Option("--log-name", help="The JetStream log (with --nats-url).")
+    ] = "exchange",
+    lease_ttl: Annotated[
+        float, typer.Option("--lease-ttl", help="Leader lease TTL in seconds (with --nats-url).")
+    ] = 5.0,
 ) -> None:
     """Start the whole exchange in one process (REST + WebSocket on one port)."""
     import asyncio
@@ -85,7 +99,10 @@ def run(
     from crossbook.gateway.ratelimit import RateLimits
 
     limits = RateLimits(enabled=rate_limits, orders_per_second=orders_per_second)
-    app_ = create_app(data_dir.resolve(), fsync=fsync, rate_limits=limits)
+    extra: dict[str, object] = {}
+    if nats_url is not None:
+        extra["journal_factory"] = _jetstream_journal_factory(nats_url, log_name, lease_ttl)
+    app_ = create_app(data_dir.resolve(), fsync=fsync, rate_limits=limits, **extra)
     state = app_.state.crossbook
     if demo:
         from crossbook.demo import MarketMaker, setup_demo
@@ -104,6 +121,40 @@ def run(
                             ws_max_size=1 << 20)  # fmt: skip
     server = _GracefulServer(config)
     asyncio.run(server.serve())
+
+
+def _jetstream_journal_factory(nats_url: str, log_name: str, lease_ttl: float) -> object:
+    """For ``run --nats-url``: wait for the leader lease of the log, then return a
+    factory opening the log as its fenced writer (``crossbook.ha``)."""
+    import atexit
+    import inspect
+    import os
+    import signal
+    import socket
+
+    from crossbook.gateway.app import create_app
+    from crossbook.ha.leader import Leadership, lease_name
+    from crossbook.service import jetstream_journal_factory
+
+    if "journal_factory" not in inspect.signature(create_app).parameters:
+        console.print(
+            "[red]--nats-url: this gateway runtime cannot run on a JetStream log yet[/red]"
+        )
+        raise typer.Exit(2)
+
+    def on_lost(reason: str) -> None:
+        # no longer the leader: stop (fencing already refuses any further commit)
+        console.print(f"[red]leader lease lost: {reason}; shutting down[/red]")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    holder = f"{socket.gethostname()}-{os.getpid()}"
+    leadership = Leadership(nats_url, lease_name(log_name), holder, ttl=lease_ttl, on_lost=on_lost)
+    if not leadership.try_acquire():
+        console.print(f"log {log_name!r} has a leader; waiting for its lease as a standby")
+        leadership.acquire()
+    atexit.register(leadership.close)  # after the service closed its log: hand over at once
+    console.print(f"leading log {log_name!r} on {nats_url} (epoch {leadership.epoch})")
+    return jetstream_journal_factory(nats_url, log_name, writer_id=leadership.writer_id)
 
 
 @app.command()

@@ -9,17 +9,24 @@ produced are appended after; then one commit (one fsync) makes the whole batch
 durable, and only then are the events returned (acknowledged). A crash before the
 commit loses only unacknowledged work; recovery is the newest valid snapshot plus
 a replay of the journal's tail, which re-derives the same events.
+
+The journal is a port (:class:`JournalPort`): the file :class:`Journal` by default
+(the embedded deployment), or a JetStream stream through
+:class:`crossbook.ha.journal.JetStreamJournal` (production: a leader writes, hot
+standbys follow the same log; see :mod:`crossbook.ha`). Snapshots stay in the
+service's own data dir either way.
 """
 
 from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable, Iterable
+import typing
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, overload
 
 import msgspec
 
@@ -45,6 +52,69 @@ class Machine(Protocol):
     def snapshot(self) -> bytes: ...
 
     def state_hash(self) -> str: ...
+
+
+class RecordIterator(Protocol):
+    """What ``JournalPort.records`` returns: ``(kind, seq, payload)`` in log order;
+    once exhausted, ``last_kind`` is the kind of the last record read (of any kind,
+    also when filtering by kind)."""
+
+    last_kind: int
+
+    def __iter__(self) -> Iterator[tuple[int, int, bytes]]: ...
+
+    def __next__(self) -> tuple[int, int, bytes]: ...
+
+
+class JournalPort(Protocol):
+    """The input log as the service uses it (the file :class:`Journal` has exactly
+    this surface; ``crossbook.ha.journal.JetStreamJournal`` adapts a JetStream log).
+
+    ``append`` buffers; ``commit`` makes the buffer durable; ``write`` + ``sync`` are
+    the two halves of ``commit`` for the pipelined path (``sync`` may run on another
+    thread); ``records`` reads committed records."""
+
+    @property
+    def committed_seq(self) -> int: ...
+
+    def append(self, kind: int, seq: int, payload: bytes | bytearray | memoryview) -> None: ...
+
+    def commit(self) -> object: ...
+
+    def write(self) -> None: ...
+
+    def sync(self) -> None: ...
+
+    def records(
+        self, after_seq: int = 0, kind: int | None = None, *, check_all: bool = True
+    ) -> RecordIterator: ...
+
+    def close(self) -> None: ...
+
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar
+
+    J = TypeVar("J", bound=JournalPort, default=Journal)
+else:
+    J = typing.TypeVar("J")
+
+
+def jetstream_journal_factory(
+    servers: str | list[str], log_name: str, *, writer_id: str, replicas: int = 1
+) -> Callable[[], JournalPort]:
+    """A factory opening the JetStream log ``log_name`` as its fenced writer (pass the
+    leader lease's writer id), for a runtime that builds its service lazily:
+    ``JournaledService(data_dir, journal=factory())``."""
+
+    def open_journal() -> JournalPort:
+        from crossbook.ha.journal import JetStreamJournal  # only the JetStream path needs NATS
+
+        return JetStreamJournal.open(
+            servers, log_name, writer_id=writer_id, fence=True, replicas=replicas
+        )
+
+    return open_journal
 
 
 class DataDirConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -118,6 +188,34 @@ class EventsMismatch(Exception):
     """Replay derived events that differ from those the journal recorded."""
 
 
+@overload
+def recover(
+    data_dir: Path,
+    *,
+    verify_events: bool = ...,
+    verify_journal: bool = ...,
+    fsync: bool = ...,
+    default: DataDirConfig | None = ...,
+    journal: None = ...,
+    machine: Machine | None = ...,
+    complete: bool = ...,
+) -> tuple[Any, Journal, ReplayStats]: ...
+
+
+@overload
+def recover(
+    data_dir: Path,
+    *,
+    verify_events: bool = ...,
+    verify_journal: bool = ...,
+    fsync: bool = ...,
+    default: DataDirConfig | None = ...,
+    journal: J,
+    machine: Machine | None = ...,
+    complete: bool = ...,
+) -> tuple[Any, J, ReplayStats]: ...
+
+
 def recover(
     data_dir: Path,
     *,
@@ -125,7 +223,10 @@ def recover(
     verify_journal: bool = False,
     fsync: bool = True,
     default: DataDirConfig | None = None,
-) -> tuple[Any, Journal, ReplayStats]:
+    journal: JournalPort | None = None,
+    machine: Machine | None = None,
+    complete: bool = True,
+) -> tuple[Any, JournalPort, ReplayStats]:
     """Rebuild the machine from the newest valid snapshot and the journal's tail.
 
     The journal's torn tail (if any) is truncated first, never applied. With
@@ -133,16 +234,27 @@ def recover(
     the events the replay derives (:class:`EventsMismatch` on a difference). The
     records replayed are always CRC-checked; ``verify_journal`` also checks the
     segments before the snapshot.
+
+    ``journal`` is an open log to use instead of the data dir's file journal (e.g. a
+    JetStream log; the caller owns it, as it does the returned one). ``machine``
+    starts the replay from a machine already current up to its ``last_seq`` (a hot
+    standby taking over) instead of the newest snapshot. ``complete=False`` never
+    writes: a reader that is not the log's writer must not complete a torn record
+    pair (a command whose events record is missing).
     """
     started = time.perf_counter()
     config = load_config(data_dir, default)
-    journal = Journal.open(data_dir / "journal", fsync=fsync, verify=verify_journal)
-    latest = SnapshotStore(data_dir / "snapshots").latest()
-    if latest is None:
-        machine, snap_seq = _fresh(config), 0
+    if journal is None:
+        journal = Journal.open(data_dir / "journal", fsync=fsync, verify=verify_journal)
+    if machine is not None:
+        snap_seq = machine.last_seq
     else:
-        snap_seq, data = latest
-        machine = _restore(config, data)
+        latest = SnapshotStore(data_dir / "snapshots").latest()
+        if latest is None:
+            machine, snap_seq = _fresh(config), 0
+        else:
+            snap_seq, data = latest
+            machine = _restore(config, data)
     execute = machine.execute
     decode = command_decoder.decode
     encode = command_encoder.encode
@@ -175,7 +287,7 @@ def recover(
     finally:
         if collecting:
             gc.enable()
-    if not has_events:
+    if not has_events and complete:
         # the crash fell between a command and its events: complete the record pair
         journal.append(EVENTS, last_seq, encode(last_events))
         journal.commit()
@@ -183,8 +295,42 @@ def recover(
     return machine, journal, stats
 
 
-class JournaledService:
-    """A journaled machine. ``submit`` (or ``submit_stamped``) is the only way in."""
+class JournaledService(Generic[J]):
+    """A journaled machine. ``submit`` (or ``submit_stamped``) is the only way in.
+
+    By default the journal is the data dir's file journal. Pass ``journal`` (an open
+    :class:`JournalPort`, e.g. a fenced ``JetStreamJournal``; the service owns it and
+    closes it) to run on another log, and ``machine`` to take over with a machine
+    that is already current (a hot standby): only the log's tail after it is replayed.
+    """
+
+    journal: J
+
+    @overload
+    def __init__(
+        self: JournaledService[Journal],
+        data_dir: Path,
+        *,
+        config: DataDirConfig | None = ...,
+        fsync: bool = ...,
+        snapshot_every: int = ...,
+        clock: Callable[[], int] = ...,
+        journal: None = ...,
+        machine: Machine | None = ...,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: JournaledService[J],
+        data_dir: Path,
+        *,
+        config: DataDirConfig | None = ...,
+        fsync: bool = ...,
+        snapshot_every: int = ...,
+        clock: Callable[[], int] = ...,
+        journal: J,
+        machine: Machine | None = ...,
+    ) -> None: ...
 
     def __init__(
         self,
@@ -194,9 +340,13 @@ class JournaledService:
         fsync: bool = True,
         snapshot_every: int = 250_000,
         clock: Callable[[], int] = time.time_ns,
+        journal: Any = None,
+        machine: Machine | None = None,
     ) -> None:
         self.data_dir = data_dir
-        self.machine, self.journal, self.recovery = recover(data_dir, fsync=fsync, default=config)
+        self.machine, self.journal, self.recovery = recover(
+            data_dir, fsync=fsync, default=config, journal=journal, machine=machine
+        )
         self.snapshots = SnapshotStore(data_dir / "snapshots")
         self.sequencer = Sequencer(self.machine.last_seq, clock)
         self.snapshot_every = snapshot_every
@@ -278,7 +428,7 @@ class JournaledService:
         self.journal.close()
 
 
-class EngineService(JournaledService):
+class EngineService(JournaledService[Journal]):
     """The matching engine alone behind a journal (a data dir of kind ``engine``)."""
 
     def __init__(
