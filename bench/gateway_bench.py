@@ -182,7 +182,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("mode", nargs="?", default="all", choices=["rest", "ws", "all"])
     ap.add_argument("--seconds", type=float, default=10)
-    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--connections", type=int, default=96)
     ap.add_argument("--clients", type=int, default=2000)
     args = ap.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
