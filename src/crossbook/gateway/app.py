@@ -21,7 +21,7 @@ from starlette.websockets import WebSocket
 
 from crossbook.exchange.core import ExchangeConfig
 from crossbook.gateway import binance_rest, marketdata_rest, native_api
-from crossbook.gateway.context import Gateway
+from crossbook.gateway.context import Gateway, HistoryUnavailable
 from crossbook.gateway.projector import LedgerWriterProcess
 from crossbook.gateway.ratelimit import RateLimitMiddleware, RateLimits
 from crossbook.gateway.runtime import ExchangeRuntime
@@ -154,6 +154,13 @@ def create_app(
         return native_api.failure_response(exc)
 
     app.add_exception_handler(native_api.ApiFailure, api_failure)
+
+    async def history_unavailable(request: Any, exc: Exception) -> Any:
+        return native_api.failure_response(
+            native_api.ApiFailure(503, "history_unavailable", "history is catching up; retry")
+        )
+
+    app.add_exception_handler(HistoryUnavailable, history_unavailable)
     return CrossbookApp(app, state, rate_limits or RateLimits())  # type: ignore[return-value]
 
 

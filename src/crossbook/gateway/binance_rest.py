@@ -22,7 +22,7 @@ from crossbook.domain.enums import OrderType, RejectReason, SelfTradePrevention,
 from crossbook.domain.enums import Trigger as Trig
 from crossbook.domain.markets import Market
 from crossbook.domain.money import AmountError, format_amount, parse_amount
-from crossbook.gateway.context import Gateway
+from crossbook.gateway.context import Gateway, HistoryUnavailable
 from crossbook.gateway.orders import OrderView, is_self_trade_expiry, order_from_events, rejection
 
 ORDER_TYPES = [
@@ -369,6 +369,13 @@ def handler(fn: Callable[[Request], Any]) -> Callable[[Request], Any]:
             result = await fn(request)
         except BinanceError as exc:
             return exc.response()
+        except HistoryUnavailable:
+            return BinanceError(
+                -1007,
+                "Timeout waiting for response from backend server. "
+                "Send status unknown; execution status unknown.",
+                503,
+            ).response()
         if isinstance(result, Response):
             return result
         return FastJSON(result)

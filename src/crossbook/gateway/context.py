@@ -33,5 +33,13 @@ class Gateway:
 
     async def history_ready(self, user: int) -> None:
         """Wait until SQL holds everything acknowledged so far (by anyone: a fill of
-        this user's order may come from another user's command)."""
-        await self.projector.wait_for(self.runtime.published_seq)
+        this user's order may come from another user's command). Raises
+        :class:`HistoryUnavailable` if the ledger writer is too far behind or down."""
+        try:
+            await self.projector.wait_for(self.runtime.published_seq)
+        except (TimeoutError, RuntimeError) as exc:
+            raise HistoryUnavailable(str(exc)) from exc
+
+
+class HistoryUnavailable(Exception):
+    """History (SQL) is behind the exchange for longer than a request may wait."""
