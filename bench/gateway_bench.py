@@ -153,7 +153,9 @@ async def bench_ws(server: Any, seconds: float, clients: int, processes: int = 2
     out = ctx.Queue()
     start_at = time.time() + 8 + clients / 400  # after every client is connected
     procs = [
-        ctx.Process(target=_ws_worker, args=(server.ws_url, clients // processes, seconds, start_at, out))
+        ctx.Process(
+            target=_ws_worker, args=(server.ws_url, clients // processes, seconds, start_at, out)
+        )
         for _ in range(processes)
     ]
     for proc in procs:
@@ -191,7 +193,10 @@ def main() -> None:
         data = Path(tempfile.mkdtemp(prefix="crossbook-bench-")) / "data"
         server = start_server(data, extra=["--no-rate-limits"])
         try:
-            print(json.dumps(asyncio.run(bench_rest(server, args.seconds, args.connections))), flush=True)
+            print(
+                json.dumps(asyncio.run(bench_rest(server, args.seconds, args.connections))),
+                flush=True,
+            )
         finally:
             stop_server(server)
     if args.mode in ("ws", "all"):

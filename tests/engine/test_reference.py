@@ -113,7 +113,21 @@ def test_old_seq_is_ignored(d: Driver) -> None:
 def test_order_id_defaults_to_seq_and_events_carry_the_command(d: Driver) -> None:
     ev = d.place(BUY, 100, 5)
     assert ev[0] == OrderAccepted(
-        1, 10, M, 1, 1, "", BUY, OrderType.LIMIT, TimeInForce.GTC, 100, 5, 0, 0, 0, False,
+        1,
+        10,
+        M,
+        1,
+        1,
+        "",
+        BUY,
+        OrderType.LIMIT,
+        TimeInForce.GTC,
+        100,
+        5,
+        0,
+        0,
+        0,
+        False,
         Trigger.AUTO,
     )
     assert ev[1] == BookLevelChanged(1, 10, M, BUY, 100, 5)

@@ -65,7 +65,10 @@ def start_server(
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()}")
         try:
-            if httpx.get(f"{url}/api/v3/ping", timeout=1).status_code == 200 and creds_path.exists():
+            if (
+                httpx.get(f"{url}/api/v3/ping", timeout=1).status_code == 200
+                and creds_path.exists()
+            ):
                 credentials = json.loads(creds_path.read_text())
                 # the demo deposits are submitted after start: wait for them
                 if len(credentials.get("users", [])) >= 2:

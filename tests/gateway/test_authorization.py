@@ -68,8 +68,18 @@ class User:
             "balances": {b["asset"]: (b["free"], b["locked"]) for b in account["balances"]},
             "native_balances": self.n.call("GET", "/v1/balances").json(),
             "open": sorted(
-                tuple(o[k] for k in ("symbol", "orderId", "clientOrderId", "price", "origQty",
-                                     "executedQty", "status"))
+                tuple(
+                    o[k]
+                    for k in (
+                        "symbol",
+                        "orderId",
+                        "clientOrderId",
+                        "price",
+                        "origQty",
+                        "executedQty",
+                        "status",
+                    )
+                )
                 for o in opened
             ),
             "native_open": sorted(json.dumps(o, sort_keys=True) for o in native_open),
@@ -219,7 +229,9 @@ def test_native_endpoints_never_show_or_touch_another_users_data(
     r = a.call("POST", "/v1/orders", {"market": ETH, "side": "sell", "price": "9500.00",
                                       "quantity": "1.0000"})  # fmt: skip
     doomed = r.json()["order_id"]
-    assert a.call("POST", "/v1/orders/cancel-after", {"market": ETH, "seconds": 1}).status_code == 200
+    assert (
+        a.call("POST", "/v1/orders/cancel-after", {"market": ETH, "seconds": 1}).status_code == 200
+    )
     time.sleep(1.8)
     assert a.call("GET", f"/v1/orders/{ETH}/{doomed}").json()["status"] == "cancelled"
     r = a.call("POST", "/v1/orders", {"market": ETH, "side": "sell", "price": "9500.00",
@@ -250,7 +262,9 @@ def test_sessions_and_api_keys_belong_to_their_owner(alice: User, bob: User) -> 
     assert bob_key["apiKey"] in {k["api_key"] for k in listed}
     assert all("secret" not in k for k in listed)
     assert bob.creds["secret"] not in json.dumps(listed)
-    assert bob_key["apiKey"] not in {k["api_key"] for k in alice.n.call("GET", "/v1/api-keys").json()}
+    assert bob_key["apiKey"] not in {
+        k["api_key"] for k in alice.n.call("GET", "/v1/api-keys").json()
+    }
     r = alice.n.call("DELETE", f"/v1/api-keys/{bob_key['apiKey']}")
     assert r.status_code == 404
     assert Client(alice.server, bob_key).signed("GET", "/api/v3/account").status_code == 200

@@ -107,7 +107,9 @@ def test_users_cannot_touch_each_others_orders(alice: Client, bob: Client) -> No
                      timeInForce="GTC", quantity="0.01000", price="70000.00")  # fmt: skip
     oid = r.json()["orderId"]
     assert bob.signed("GET", "/api/v3/order", symbol="BTCUSDT", orderId=oid).json()["code"] == -2013
-    assert bob.signed("DELETE", "/api/v3/order", symbol="BTCUSDT", orderId=oid).json()["code"] == -2011
+    assert (
+        bob.signed("DELETE", "/api/v3/order", symbol="BTCUSDT", orderId=oid).json()["code"] == -2011
+    )
     assert oid not in [o["orderId"] for o in bob.signed("GET", "/api/v3/openOrders").json()]
     bob.signed("DELETE", "/api/v3/openOrders", symbol="BTCUSDT")
     mine = alice.signed("GET", "/api/v3/openOrders", symbol="BTCUSDT").json()
@@ -125,7 +127,9 @@ def test_users_cannot_touch_each_others_orders(alice: Client, bob: Client) -> No
         ({"ts_offset": 60_000}, -1021),
     ],
 )
-def test_signature_key_and_timestamp_failures(alice: Client, tamper: dict[str, Any], code: int) -> None:
+def test_signature_key_and_timestamp_failures(
+    alice: Client, tamper: dict[str, Any], code: int
+) -> None:
     r = alice.signed("GET", "/api/v3/account", **tamper)
     assert r.status_code in (400, 401)
     assert r.json()["code"] == code

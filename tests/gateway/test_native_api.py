@@ -69,14 +69,18 @@ def test_order_lifecycle(alice: Native, bob: Native) -> None:
     r = alice.call("PATCH", f"/v1/orders/BTCUSDT/{oid}", {"price": "62000.00"})
     assert r.status_code == 200, r.text
     assert r.json()["price"] == "62000.00"
-    assert [o["order_id"] for o in alice.call("GET", "/v1/orders", query="market=BTCUSDT").json()] == [oid]
+    assert [
+        o["order_id"] for o in alice.call("GET", "/v1/orders", query="market=BTCUSDT").json()
+    ] == [oid]
     assert alice.call("DELETE", f"/v1/orders/BTCUSDT/{oid}").json()["status"] == "cancelled"
     history = alice.call("GET", "/v1/orders/history", query="market=BTCUSDT").json()
     assert oid in [o["order_id"] for o in history]
     trades = bob.call("GET", "/v1/trades/history", query="market=BTCUSDT").json()
     assert trades[-1]["side"] == "buy"
     ledger = bob.call("GET", "/v1/ledger").json()
-    assert {e["type"] for e in ledger} >= {"trade", "deposit"} or {e["type"] for e in ledger} >= {"trade"}
+    assert {e["type"] for e in ledger} >= {"trade", "deposit"} or {e["type"] for e in ledger} >= {
+        "trade"
+    }
     balances = {b["asset"]: b for b in alice.call("GET", "/v1/balances").json()}
     assert balances["BTC"]["held"] == "0.00000000"
 
@@ -109,8 +113,13 @@ def test_authentication_failures(alice: Native, server: Server) -> None:
 def test_session_login(server: Server) -> None:
     http = httpx.Client(base_url=server.url)
     email = server.users[0]["email"]
-    assert http.post("/v1/session", json={"email": email, "password": "wrong-password"}).status_code == 401
-    token = http.post("/v1/session", json={"email": email, "password": "crossbook-demo"}).json()["token"]
+    assert (
+        http.post("/v1/session", json={"email": email, "password": "wrong-password"}).status_code
+        == 401
+    )
+    token = http.post("/v1/session", json={"email": email, "password": "crossbook-demo"}).json()[
+        "token"
+    ]
     r = http.get("/v1/balances", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200 and len(r.json()) >= 3
 
@@ -118,6 +127,11 @@ def test_session_login(server: Server) -> None:
 def test_dead_mans_switch_cancels(alice: Native) -> None:
     oid = alice.call("POST", "/v1/orders", {"market": "ETHUSDT", "side": "sell",
                                             "price": "9000.00", "quantity": "1.0000"}).json()["order_id"]  # fmt: skip
-    assert alice.call("POST", "/v1/orders/cancel-after", {"market": "ETHUSDT", "seconds": 1}).status_code == 200
+    assert (
+        alice.call(
+            "POST", "/v1/orders/cancel-after", {"market": "ETHUSDT", "seconds": 1}
+        ).status_code
+        == 200
+    )
     time.sleep(2.0)
     assert alice.call("GET", f"/v1/orders/ETHUSDT/{oid}").json()["status"] == "cancelled"

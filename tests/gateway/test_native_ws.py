@@ -20,7 +20,9 @@ def login_message(user: dict[str, str], cancel_on_disconnect: bool) -> str:
     if cancel_on_disconnect:
         params["cancelOnDisconnect"] = "true"
     payload = "&".join(f"{k}={params[k]}" for k in sorted(params))
-    params["signature"] = hmac.new(user["secret"].encode(), payload.encode(), hashlib.sha256).hexdigest()
+    params["signature"] = hmac.new(
+        user["secret"].encode(), payload.encode(), hashlib.sha256
+    ).hexdigest()
     return json.dumps({"id": 1, "method": "login", "params": params})
 
 
@@ -72,7 +74,9 @@ def test_market_streams_on_the_native_socket(server: Server) -> None:
 
     async def scenario() -> dict[str, object]:
         async with websockets.connect(f"{server.ws_url}/v1/ws") as ws:
-            await ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["ethusdt@depth@100ms"], "id": 7}))
+            await ws.send(
+                json.dumps({"method": "SUBSCRIBE", "params": ["ethusdt@depth@100ms"], "id": 7})
+            )
             assert json.loads(await ws.recv()) == {"result": None, "id": 7}
             await asyncio.to_thread(
                 alice.call, "POST", "/v1/orders",
@@ -91,7 +95,9 @@ def test_ws_api_request_with_params_that_are_not_an_object_is_answered(server: S
         async with websockets.connect(f"{server.ws_url}/ws-api/v3") as ws:
             replies = []
             for params in ('"x"', "[1]"):
-                await ws.send(f'{{"id": "1", "method": "userDataStream.subscribe.signature", "params": {params}}}')
+                await ws.send(
+                    f'{{"id": "1", "method": "userDataStream.subscribe.signature", "params": {params}}}'
+                )
                 replies.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
             await ws.send('{"id": "2", "method": "ping"}')
             replies.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))

@@ -11,7 +11,7 @@ commands.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ import msgspec
 
 from crossbook.domain.commands import CancelOrder, Command, PlaceOrder
 from crossbook.domain.enums import OrderType, SelfTradePrevention, Side, TimeInForce
-from crossbook.domain.events import BookLevelChanged, OrderAccepted, OrderFilled
+from crossbook.domain.events import OrderAccepted, OrderFilled
 from crossbook.domain.ledger import Deposit
 from crossbook.domain.markets import DEFAULT_MARKETS, Market
 from crossbook.engine.matching import MatchingEngine
@@ -174,12 +174,6 @@ def generate(
         if progress is not None and i % 10_000 == 0:
             progress(i)
     return Workload(warmup=warmup, commands=commands, market=market)
-
-
-def book_events(events: list[object]) -> Iterator[BookLevelChanged]:
-    for e in events:
-        if type(e) is BookLevelChanged:
-            yield e
 
 
 def funded(workload: Workload, owners: int = 200) -> tuple[list[Any], list[Any]]:

@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crossbook.domain.markets import Asset, Market
-from crossbook.gateway.projector import LedgerWriterProcess, Projector
+from crossbook.gateway.projector import LedgerWriterProcess
 from crossbook.gateway.runtime import ExchangeRuntime
 
 
 @dataclass
 class Gateway:
     runtime: ExchangeRuntime
-    projector: Projector | LedgerWriterProcess
+    projector: LedgerWriterProcess
     auth: Any  # crossbook.auth.store.AuthStore
     marketdata: Any  # crossbook.marketdata.MarketData
     clock_ms: Callable[[], int] = field(default=lambda: time.time_ns() // 1_000_000)

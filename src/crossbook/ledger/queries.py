@@ -259,9 +259,7 @@ def trades_of(
     limit: int = 500,
 ) -> list[TradeRow]:
     """Trades in which ``owner`` was maker or taker, oldest first, at most ``limit``."""
-    query = select(trades).where(
-        (trades.c.taker_owner == owner) | (trades.c.maker_owner == owner)
-    )
+    query = select(trades).where((trades.c.taker_owner == owner) | (trades.c.maker_owner == owner))
     if market is not None:
         query = query.where(trades.c.market == market)
     if order_id is not None:
@@ -275,9 +273,9 @@ def trades_of(
     if end_ts is not None:
         query = query.where(trades.c.ts <= end_ts)
     ordered_newest = from_id is None and start_ts is None
-    query = query.order_by(
-        trades.c.trade_id.desc() if ordered_newest else trades.c.trade_id
-    ).limit(limit)
+    query = query.order_by(trades.c.trade_id.desc() if ordered_newest else trades.c.trade_id).limit(
+        limit
+    )
     with _engine(source) as engine, engine.connect() as conn:
         rows = [TradeRow(**row._mapping) for row in conn.execute(query)]
     return rows[::-1] if ordered_newest else rows
