@@ -62,6 +62,7 @@ class ExchangeRuntime:
         self._batcher: asyncio.Task[None] | None = None
         self._publishing: asyncio.Task[None] | None = None
         self._closing = False
+        self._failed: BaseException | None = None
         self.service: JournaledService | None = None
         self.published_seq = 0
 
@@ -119,6 +120,8 @@ class ExchangeRuntime:
     async def submit(self, command: Any) -> tuple[Any, list[Any]]:
         """Sequence ``command`` (its ``seq``/``ts`` are assigned here) and return the
         stamped command with its events once they are durable."""
+        if self._failed is not None:
+            raise RuntimeError("the exchange stopped after a journal failure") from self._failed
         if self._closing:
             raise RuntimeError("the exchange is shutting down")
         result: asyncio.Future[tuple[Any, list[Any]]] = asyncio.get_running_loop().create_future()
@@ -142,11 +145,15 @@ class ExchangeRuntime:
                 try:
                     durable = service.submit_pipelined(stamped)
                 except Exception as exc:  # journal failure: nothing of this batch is acked
-                    log.error("batch failed", error=repr(exc))
-                    for p in batch:
+                    # the journal refuses further use after a failed write: stop taking
+                    # orders, fail what waits, and leave recovery to a restart
+                    log.error("batch failed; the exchange stops accepting", error=repr(exc))
+                    self._failed = exc
+                    for p in [*batch, *self._queue]:
                         if not p.result.done():
                             p.result.set_exception(exc)
-                    raise
+                    self._queue.clear()
+                    return
                 previous = self._publishing
                 self._publishing = asyncio.create_task(
                     self._publish(previous, batch, stamped, durable)
