@@ -7,8 +7,6 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from crossbook.domain.ledger import Deposit
 from crossbook.gateway.runtime import ExchangeRuntime
 
