@@ -102,6 +102,8 @@ class ExchangeRuntime:
         if self._publishing is not None:
             await self._publishing
         if self.service is not None:
+            if self._failed is None and self.service.machine.last_seq:
+                self.service.take_snapshot()  # the next start replays nothing
             self.service.close()
             log.info("closed", last_seq=self.service.machine.last_seq)
 
