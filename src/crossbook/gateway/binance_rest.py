@@ -684,6 +684,7 @@ def routes(gw: Gateway) -> list[Route]:
         r("/sapi/v1/margin/isolated/allPairs", empty_list, ["GET"]),
         r("/fapi/v1/exchangeInfo", no_symbols, ["GET"]),
         r("/dapi/v1/exchangeInfo", no_symbols, ["GET"]),
+        *capital_routes(gw),
     ]
 
 
@@ -745,3 +746,278 @@ def symbol_info(m: Market) -> dict[str, Any]:
         "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
         "allowedSelfTradePreventionModes": [m.name for m in SelfTradePrevention],
     }
+
+
+# --------------------------------------------------------------- capital
+#
+# Deposits and withdrawals (``/sapi/v1/capital``). Deposit addresses come from the
+# exchange's HD wallet (crossbook.wallet.addresses); history from the ledger's
+# ``deposit`` / ``withdrawal_hold`` / ``withdrawal`` / ``withdrawal_release``
+# transactions of the caller's own accounts, pending withdrawals from the live account
+# state. The ledger does not record a withdrawal's destination address (nor the txid
+# of a settled one): the address of a pending withdrawal is read from the live state,
+# and of a settled or cancelled one from an in-memory map kept by this process (so it
+# is "" for withdrawals requested before the last restart or through another process).
+
+WITHDRAW_ORDER_ID_MAX = 64
+WITHDRAW_STATUS_PROCESSING, WITHDRAW_STATUS_COMPLETED, WITHDRAW_STATUS_CANCELLED = 4, 6, 1
+
+
+def invalid_param(name: str) -> BinanceError:
+    return BinanceError(-1130, f"Data sent for parameter '{name}' is not valid.")
+
+
+def utc_text(ts_ns: int) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` (UTC), Binance's applyTime format."""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts_ns // 1_000_000_000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class WithdrawalNote(msgspec.Struct, frozen=True):
+    """What this process remembers of a withdrawal it accepted (not in the ledger)."""
+
+    address: str
+    network: str
+    amount: int
+    fee: int
+
+
+class Capital:
+    """The capital routes' state: the HD wallet (opened on first use) and the notes of
+    the withdrawals accepted by this process."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self._wallet: Any = None
+        self.notes: dict[str, WithdrawalNote] = {}
+
+    def wallet(self) -> Any:
+        if self._wallet is None:
+            from crossbook.auth.crypto import MasterKeyError
+            from crossbook.wallet.addresses import WalletError, open_wallet
+
+            try:
+                self._wallet = open_wallet(self.gw.runtime.data_dir)
+            except (WalletError, MasterKeyError, OSError) as exc:
+                raise BinanceError(-1000, "Deposit addresses are not available.", 500) from exc
+        return self._wallet
+
+    def address(self, network: str, user: int) -> str:
+        try:
+            return str(self.wallet().address(network, user))
+        except ValueError as exc:  # a user id beyond the derivable range
+            raise BinanceError(-4000, "No deposit address for this account.") from exc
+
+    def coin(self, params: dict[str, str], required: bool = True) -> Any:
+        code = params.get("coin", "")
+        if not code:
+            if required:
+                raise bad_param("coin")
+            return None
+        asset = self.gw.assets.get(code.upper())
+        if asset is None:
+            raise invalid_param("coin")
+        return asset
+
+    def network(self, coin: str, params: dict[str, str]) -> str:
+        from crossbook.wallet.addresses import (
+            UnsupportedNetwork,
+            default_network,
+            networks_of,
+            normalize_network,
+        )
+
+        text = params.get("network", "")
+        if not text:
+            return default_network(coin)
+        try:
+            name = normalize_network(text)
+        except UnsupportedNetwork as exc:
+            raise invalid_param("network") from exc
+        if name not in networks_of(coin):
+            raise invalid_param("network")
+        return name
+
+
+def transfer_bounds(p: dict[str, str]) -> tuple[int | None, int | None, int]:
+    start_ns, end_ns = ns_bounds(integer(p, "startTime"), integer(p, "endTime"))
+    limit = integer(p, "limit", 1000) or 1000
+    return start_ns, end_ns, min(limit, 1000)
+
+
+def capital_routes(gw: Gateway) -> list[Route]:
+    from crossbook.domain.ledger import CommandRejected, RequestWithdrawal
+    from crossbook.ledger import queries
+    from crossbook.wallet.addresses import NETWORKS, networks_of, validate_address
+
+    cap = Capital(gw)
+
+    async def deposit_address(request: Request) -> Any:
+        caller = await signed(gw, request, "read")
+        asset = cap.coin(caller.params)
+        network = cap.network(asset.code, caller.params)
+        address = cap.address(network, caller.user_id)
+        return {"address": address, "coin": asset.code, "tag": "", "url": ""}
+
+    async def deposit_history(request: Request) -> Any:
+        caller = await signed(gw, request, "read")
+        p = caller.params
+        asset = cap.coin(p, required=False)
+        start_ns, end_ns, limit = transfer_bounds(p)
+        status = integer(p, "status")
+        await gw.history_ready(caller.user_id)
+        if status is not None and status != 1:  # every ledger deposit is credited
+            return []
+        rows = queries.transfers_of(
+            gw.projector.engine, caller.user_id, ("deposit",),
+            asset=asset.code if asset else None, start_ts=start_ns, end_ts=end_ns, limit=limit,
+        )  # fmt: skip
+        own = f"user:{caller.user_id}:available"
+        out = []
+        for row in rows:
+            credit = next((x for x in row.postings if x[0] == own), None)
+            if credit is None:
+                continue
+            _, code, value = credit
+            network = next(
+                (a.removeprefix("external:") for a, _, _ in row.postings
+                 if a.startswith("external:")), "",
+            )  # fmt: skip
+            deposit_id = row.ref.removeprefix("deposit:")
+            address = cap.address(network, caller.user_id) if network in NETWORKS else ""
+            scale = gw.assets[code].scale if code in gw.assets else 0
+            out.append({
+                "id": deposit_id, "amount": format_amount(value, scale), "coin": code,
+                "network": network, "status": 1, "address": address, "addressTag": "",
+                "txId": deposit_id, "insertTime": ms(row.ts), "completeTime": ms(row.ts),
+                "transferType": 0, "confirmTimes": "1/1", "unlockConfirm": 0, "walletType": 0,
+            })  # fmt: skip
+        return out
+
+    async def withdraw_apply(request: Request) -> Any:
+        import secrets
+
+        caller = await signed(gw, request, "withdraw")
+        p = caller.params
+        asset = cap.coin(p)
+        network = cap.network(asset.code, p)
+        address = p.get("address", "")
+        if not address:
+            raise bad_param("address")
+        if not validate_address(network, address):
+            raise BinanceError(-4033, "Illegal address.")
+        if p.get("addressTag"):  # neither Bitcoin nor Ethereum addresses take a tag
+            raise BinanceError(-4008, "Address tag validation is not passed.")
+        value = amount(p, "amount", asset.scale, required=True)
+        if value <= 0:
+            raise invalid_param("amount")
+        order_id = p.get("withdrawOrderId", "")
+        if len(order_id) > WITHDRAW_ORDER_ID_MAX or not (
+            order_id.isascii() and order_id.isprintable() and " " not in order_id
+        ):
+            raise invalid_param("withdrawOrderId")
+        # a client's id is scoped to its user: it never collides with another user's
+        wid = f"u{caller.user_id}-{order_id}" if order_id else f"w{secrets.token_hex(12)}"
+        fee = 0
+        stamped, events = await gw.runtime.submit(
+            RequestWithdrawal(
+                seq=0, ts=0, user=caller.user_id, asset=asset.code, amount=value, fee=fee,
+                network=network, address=address, withdrawal_id=wid,
+            )
+        )  # fmt: skip
+        gw.remember(caller.user_id, stamped.seq)
+        refused = next((e for e in events if isinstance(e, CommandRejected)), None)
+        if refused is not None:
+            if refused.reason == RejectReason.INSUFFICIENT_BALANCE.value:
+                raise BinanceError(-4026, INSUFFICIENT)
+            if refused.reason == "duplicate_withdrawal":
+                raise BinanceError(-4000, "Duplicate withdrawOrderId.")
+            raise BinanceError(-4000, f"Withdrawal rejected: {refused.reason}.")
+        cap.notes[wid] = WithdrawalNote(address, network, value, fee)
+        return {"id": wid}
+
+    async def withdraw_history(request: Request) -> Any:
+        caller = await signed(gw, request, "read")
+        p = caller.params
+        user = caller.user_id
+        asset = cap.coin(p, required=False)
+        start_ns, end_ns, limit = transfer_bounds(p)
+        status_filter = integer(p, "status")
+        wanted_order_id = p.get("withdrawOrderId", "")
+        await gw.history_ready(user)
+        engine = gw.projector.engine
+        holds = queries.transfers_of(
+            engine, user, ("withdrawal_hold",), asset=asset.code if asset else None,
+            start_ts=start_ns, end_ts=end_ns, limit=limit,
+        )  # fmt: skip
+        closing_rows = queries.transfers_of(
+            engine, user, ("withdrawal", "withdrawal_release"),
+            refs=[h.ref for h in holds], limit=max(len(holds), 1),
+        )  # fmt: skip
+        closes = {row.ref: row for row in closing_rows}
+        live = gw.runtime.core.accounts.withdrawals
+        available = f"user:{user}:available"
+        prefix = f"u{user}-"
+        out = []
+        for hold in holds:
+            wid = hold.ref.removeprefix("withdrawal:")
+            order_id = wid[len(prefix) :] if wid.startswith(prefix) else ""
+            if wanted_order_id and order_id != wanted_order_id:
+                continue
+            debit = next((x for x in hold.postings if x[0] == available), None)
+            if debit is None:
+                continue
+            _, code, held_total = debit
+            total = -held_total
+            note = cap.notes.get(wid)
+            pending = live.get(wid)
+            closing = closes.get(hold.ref)
+            extra: dict[str, Any] = {}
+            if closing is not None and closing.type == "withdrawal":
+                status = WITHDRAW_STATUS_COMPLETED
+                sent = [(a, v) for a, _, v in closing.postings if a.startswith("external:")]
+                network = sent[0][0].removeprefix("external:") if sent else ""
+                value = sum(v for _, v in sent)
+                fee = sum(v for a, _, v in closing.postings if a == "fees")
+                address = note.address if note else ""
+                extra["completeTime"] = utc_text(closing.ts)
+            elif closing is not None:
+                status = WITHDRAW_STATUS_CANCELLED
+                fee = note.fee if note else 0
+                value, network = total - fee, note.network if note else ""
+                address = note.address if note else ""
+            else:
+                status = WITHDRAW_STATUS_PROCESSING
+                if pending is not None and pending.user == user:
+                    value, fee = pending.amount, pending.fee
+                    network, address = pending.network, pending.address
+                else:  # released meanwhile: the next read shows how it ended
+                    fee = note.fee if note else 0
+                    value, network = total - fee, note.network if note else ""
+                    address = note.address if note else ""
+            if status_filter is not None and status != status_filter:
+                continue
+            scale = gw.assets[code].scale if code in gw.assets else 0
+            item: dict[str, Any] = {
+                "id": wid, "amount": format_amount(value, scale),
+                "transactionFee": format_amount(fee, scale), "coin": code, "status": status,
+                "address": address, "txId": "", "applyTime": utc_text(hold.ts),
+                "network": network or (networks_of(code)[0] if status != 6 else ""),
+                "transferType": 0, "info": "", "confirmNo": 0, "walletType": 0, "txKey": "",
+            }  # fmt: skip
+            if order_id:
+                item["withdrawOrderId"] = order_id
+            item.update(extra)
+            out.append(item)
+        return out
+
+    def r(path: str, fn: Callable[[Request], Any], methods: list[str]) -> Route:
+        return Route(path, handler(fn), methods=methods)
+
+    return [
+        r("/sapi/v1/capital/deposit/address", deposit_address, ["GET"]),
+        r("/sapi/v1/capital/deposit/hisrec", deposit_history, ["GET"]),
+        r("/sapi/v1/capital/withdraw/apply", withdraw_apply, ["POST"]),
+        r("/sapi/v1/capital/withdraw/history", withdraw_history, ["GET"]),
+    ]

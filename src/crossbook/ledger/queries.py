@@ -325,3 +325,64 @@ def postings_of(source: Source, user: int, *, limit: int = 100) -> list[PostingR
     )
     with _engine(source) as engine, engine.connect() as conn:
         return [PostingRow(*row) for row in conn.execute(query)]
+
+
+@dataclass(frozen=True)
+class TransferRow:
+    """One ledger transaction of a deposit or withdrawal with all its postings
+    (``(account, asset, amount)``, in posting order)."""
+
+    tx_id: int
+    type: str
+    ref: str
+    ts: int
+    postings: tuple[tuple[str, str, int], ...]
+
+
+def transfers_of(
+    source: Source,
+    user: int,
+    types: tuple[str, ...],
+    *,
+    asset: str | None = None,
+    refs: list[str] | None = None,
+    start_ts: int | None = None,
+    end_ts: int | None = None,
+    limit: int = 1000,
+) -> list[TransferRow]:
+    """The newest ``limit`` transactions of the given ``types`` (e.g. ``deposit``,
+    ``withdrawal_hold``) that post to one of ``user``'s accounts, newest first;
+    optionally only those in ``asset``, or with one of ``refs``."""
+    p, tx = ledger_postings.c, ledger_transactions.c
+    accounts = [f"user:{user}:available", f"user:{user}:held"]
+    own_query = select(p.tx_id).where(p.account.in_(accounts))
+    if asset is not None:
+        own_query = own_query.where(p.asset == asset)
+    own = own_query.distinct().scalar_subquery()
+    query = select(tx.tx_id, tx.type, tx.ref, tx.ts).where(
+        tx.tx_id.in_(own), tx.type.in_(list(types))
+    )
+    if refs is not None:
+        if not refs:
+            return []
+        query = query.where(tx.ref.in_(refs))
+    if start_ts is not None:
+        query = query.where(tx.ts >= start_ts)
+    if end_ts is not None:
+        query = query.where(tx.ts <= end_ts)
+    query = query.order_by(tx.tx_id.desc()).limit(limit)
+    with _engine(source) as engine, engine.connect() as conn:
+        heads = list(conn.execute(query))
+        if not heads:
+            return []
+        postings: dict[int, list[tuple[str, str, int]]] = {}
+        rows = conn.execute(
+            select(p.tx_id, p.account, p.asset, p.amount)
+            .where(p.tx_id.in_([h.tx_id for h in heads]))
+            .order_by(p.tx_id, p.n)
+        )
+        for tx_id, account, code, amount in rows:
+            postings.setdefault(tx_id, []).append((account, code, amount))
+    return [
+        TransferRow(h.tx_id, h.type, h.ref, h.ts, tuple(postings.get(h.tx_id, ()))) for h in heads
+    ]

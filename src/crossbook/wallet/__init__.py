@@ -1,0 +1,1 @@
+"""The exchange's wallets: deterministic deposit addresses (``addresses``)."""
