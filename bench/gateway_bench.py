@@ -99,46 +99,105 @@ async def bench_rest(server: Any, seconds: float, connections: int) -> dict[str,
     }  # fmt: skip
 
 
-def _ws_worker(ws_url: str, clients: int, seconds: float, start_at: float, out: Any) -> None:
-    """One client process: ``clients`` connections; reports (kind, latency ms) samples.
-    Messages are not JSON-decoded: the event type and time are read off the text."""
-    import websockets
+class _WsClient(asyncio.Protocol):
+    """A minimal WebSocket client (RFC 6455) for the fan-out benchmark: a library client
+    costs the shared CPU more than the server does per message. It sends one masked
+    SUBSCRIBE and reads unmasked text frames, timing each message that carries ``E``."""
 
+    def __init__(self, host: str, port: int, samples: list[tuple[str, float]],
+                 start_at: float, ready: asyncio.Event) -> None:  # fmt: skip
+        self.host, self.port = host, port
+        self.samples, self.start_at, self.ready = samples, start_at, ready
+        self.buf = b""
+        self.upgraded = False
+
+    def connection_made(self, transport: Any) -> None:
+        import base64
+
+        self.transport = transport
+        key = base64.b64encode(os.urandom(16)).decode()
+        transport.write(
+            f"GET /ws HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+
+    def _send_text(self, text: str) -> None:
+        payload = text.encode()
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        n = len(payload)
+        header = (
+            bytes((0x81, 0x80 | n)) if n < 126 else bytes((0x81, 0x80 | 126)) + n.to_bytes(2, "big")
+        )
+        self.transport.write(header + mask + masked)
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if not self.upgraded:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            self.buf = self.buf[end + 4 :]
+            self.upgraded = True
+            self._send_text(json.dumps({"method": "SUBSCRIBE", "id": 1,
+                                        "params": ["btcusdt@depth@100ms", "btcusdt@trade"]}))  # fmt: skip
+        buf = self.buf
+        off = 0
+        while len(buf) - off >= 2:
+            n = buf[off + 1] & 0x7F
+            start = off + 2
+            if n == 126:
+                if len(buf) - off < 4:
+                    break
+                n = int.from_bytes(buf[off + 2 : off + 4], "big")
+                start = off + 4
+            elif n == 127:
+                if len(buf) - off < 10:
+                    break
+                n = int.from_bytes(buf[off + 2 : off + 10], "big")
+                start = off + 10
+            if len(buf) < start + n:
+                break
+            payload = buf[start : start + n]
+            off = start + n
+            if payload.startswith(b'{"result"'):
+                self.ready.set()
+                continue
+            now = time.time()
+            if now < self.start_at:
+                continue
+            i = payload.find(b'"E":')
+            if i >= 0:
+                j = payload.find(b",", i)
+                kind = (
+                    payload[6 : payload.find(b'"', 6)].decode()
+                    if payload.startswith(b'{"e":"')
+                    else "?"
+                )
+                self.samples.append((kind, now * 1000 - int(payload[i + 4 : j])))
+        self.buf = buf[off:]
+
+
+def _ws_worker(ws_url: str, clients: int, seconds: float, start_at: float, out: Any) -> None:
+    """One client process with ``clients`` connections; reports (kind, latency ms)."""
+    host, port = ws_url.removeprefix("ws://").split(":")
     samples: list[tuple[str, float]] = []
 
-    async def client(stop: asyncio.Event, ready: asyncio.Semaphore) -> None:
-        async with websockets.connect(f"{ws_url}/ws", max_queue=None) as ws:
-            await ws.send(json.dumps({"method": "SUBSCRIBE", "id": 1,
-                                      "params": ["btcusdt@depth@100ms", "btcusdt@trade"]}))  # fmt: skip
-            await ws.recv()
-            ready.release()
-            while not stop.is_set():
-                try:
-                    text = await asyncio.wait_for(ws.recv(), 1.0)
-                except TimeoutError:
-                    continue
-                now_ms = time.time() * 1000
-                if time.time() < start_at:
-                    continue
-                i = text.find('"E":')
-                if i >= 0:
-                    j = text.find(",", i)
-                    kind = text[6 : text.find('"', 6)] if text.startswith('{"e":"') else "?"
-                    samples.append((kind, now_ms - int(text[i + 4 : j])))
-
     async def run() -> None:
-        stop = asyncio.Event()
-        ready = asyncio.Semaphore(0)
-        tasks = []
-        for i in range(clients):
-            tasks.append(asyncio.create_task(client(stop, ready)))
-            if i % 100 == 99:
-                await asyncio.sleep(0.05)
-        for _ in range(clients):
-            await ready.acquire()
+        loop = asyncio.get_running_loop()
+        transports = []
+        for _i in range(clients):
+            ready = asyncio.Event()
+            t, _ = await loop.create_connection(
+                lambda ready=ready: _WsClient(host, int(port), samples, start_at, ready),
+                host,
+                int(port),
+            )
+            transports.append(t)
+            await asyncio.wait_for(ready.wait(), 10)
         await asyncio.sleep(max(0.0, start_at - time.time()) + seconds)
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        for t in transports:
+            t.close()
 
     asyncio.run(run())
     out.put(samples)

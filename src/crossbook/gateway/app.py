@@ -33,6 +33,7 @@ from crossbook.gateway.streams import (
     serve_ws_api,
 )
 from crossbook.marketdata import MarketData
+from crossbook.runtime import tune_gc
 
 log = structlog.get_logger("crossbook.gateway")
 
@@ -127,6 +128,7 @@ def create_app(
         install_routes(app, state)
         await runtime.start()
         streams.start()
+        tune_gc()  # long-lived state out of the collector's way: fewer, shorter pauses
         for hook in state.on_started:
             result = hook(state)
             if hasattr(result, "__await__"):
