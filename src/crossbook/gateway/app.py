@@ -16,7 +16,8 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI
-from starlette.routing import Router, WebSocketRoute
+from starlette.datastructures import Headers
+from starlette.routing import Route, Router, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from crossbook.exchange.core import ExchangeConfig
@@ -179,16 +180,70 @@ class CrossbookApp:
         self.state = app.state
         self.fast = Router()
         state.fast_router = self.fast
+        self._routes_seen = -1
+        self._table_cache: dict[tuple[str, str], Any] = {}
         self.entry = RateLimitMiddleware(self._dispatch, limits)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.entry(scope, receive, send)
 
     async def _dispatch(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            endpoint = self._table.get((scope["method"], scope["path"]))
+            if endpoint is not None:  # the plain HTTP routes: no router, no framework
+                response = await endpoint(MiniRequest(scope, receive))
+                await response(scope, receive, send)
+                return
         if scope["type"] != "lifespan" and scope["path"].startswith(self.FAST_PREFIXES):
             await self.fast(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+    @property
+    def _table(self) -> dict[tuple[str, str], Any]:
+        """(method, path) -> endpoint of the fast router's plain HTTP routes."""
+        if self._routes_seen != len(self.fast.routes):
+            table: dict[tuple[str, str], Any] = {}
+            for route in self.fast.routes:
+                if isinstance(route, Route) and "{" not in route.path:
+                    for method in route.methods or ():
+                        table.setdefault((method, route.path), route.endpoint)
+            self._table_cache = table
+            self._routes_seen = len(self.fast.routes)
+        return self._table_cache
+
+
+class MiniRequest:
+    """What the plain HTTP handlers use of a request: headers, raw body, scope, method."""
+
+    __slots__ = ("_body", "_headers", "receive", "scope")
+
+    def __init__(self, scope: Any, receive: Any) -> None:
+        self.scope = scope
+        self.receive = receive
+        self._body: bytes | None = None
+        self._headers: Headers | None = None
+
+    @property
+    def method(self) -> str:
+        return str(self.scope["method"])
+
+    @property
+    def headers(self) -> Headers:
+        if self._headers is None:
+            self._headers = Headers(scope=self.scope)
+        return self._headers
+
+    async def body(self) -> bytes:
+        if self._body is None:
+            chunks = []
+            while True:
+                message = await self.receive()
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    break
+            self._body = b"".join(chunks)
+        return self._body
 
 
 def install_routes(app: FastAPI, state: AppState) -> None:
