@@ -108,6 +108,8 @@ class MarketMaker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the demo bot must never take the exchange down
+                if not gw.runtime.accepting:
+                    return  # the exchange is stopping
                 log.warning("market maker step failed", error=repr(exc))
             await asyncio.sleep(self.period)
 

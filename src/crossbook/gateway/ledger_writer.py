@@ -9,6 +9,7 @@ own process keeps that work off the exchange's interpreter lock.
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -23,6 +24,10 @@ from crossbook.projection import LOG_NAME
 
 
 def main(data_dir: Path, url: str) -> None:
+    # a Ctrl-C or SIGTERM for the whole process group is the exchange's to handle: this
+    # process ends when its stdin does, after projecting what it was told is durable
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     migrate(url)
     writer = ProjectionWriter(url)
     done = progress(url).get(LOG_NAME, 0)

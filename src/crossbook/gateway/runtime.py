@@ -116,6 +116,11 @@ class ExchangeRuntime:
         assert isinstance(machine, ExchangeCore)
         return machine
 
+    @property
+    def accepting(self) -> bool:
+        """Whether submissions are taken (not shutting down, no journal failure)."""
+        return not self._closing and self._failed is None
+
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
 
