@@ -117,8 +117,10 @@ def run(
         state.on_started.append(start_demo)
     console.print(f"Crossbook is starting on http://{host}:{port}  (data in {data_dir})")
     _GracefulServer = _graceful_server_class()
-    config = uvicorn.Config(app_, host=host, port=port, log_level="warning", lifespan="on",
-                            ws_max_size=1 << 20, ws_per_message_deflate=False)  # fmt: skip
+    config = uvicorn.Config(
+        app_, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
+        ws_max_size=1 << 20, ws_per_message_deflate=False, server_header=False,
+    )  # fmt: skip
     server = _GracefulServer(config)
     asyncio.run(server.serve())
 
