@@ -122,7 +122,12 @@ def run(
         ws_max_size=1 << 20, ws_per_message_deflate=False, server_header=False,
     )  # fmt: skip
     server = _GracefulServer(config)
-    asyncio.run(server.serve())
+    try:
+        import uvloop  # the C event loop: socket I/O off the interpreter's hot path
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings it
+        asyncio.run(server.serve())
+    else:
+        uvloop.run(server.serve())
 
 
 def _jetstream_journal_factory(nats_url: str, log_name: str, lease_ttl: float) -> object:
