@@ -102,12 +102,18 @@ class LeaseStore:
 
     async def acquire(self, name: str, holder: str) -> Lease:
         """Take the lease ``name`` for ``holder``; :class:`LeaseHeld` if it is held."""
-        t0 = time.monotonic()
-        try:
-            revision = await self._kv.create(name, holder.encode())
-        except KeyWrongLastSequenceError:
-            raise LeaseHeld(name, await self.holder(name)) from None
-        return self._lease(name, holder, revision, revision, t0)
+        for _ in range(3):
+            t0 = time.monotonic()
+            try:
+                revision = await self._kv.create(name, holder.encode())
+            except KeyWrongLastSequenceError:
+                raise LeaseHeld(name, await self.holder(name)) from None
+            except KeyNotFoundError:
+                # the previous holder's entry expired between the client's two steps of
+                # ``create``: the lease just became free, so try again
+                continue
+            return self._lease(name, holder, revision, revision, t0)
+        raise LeaseHeld(name, await self.holder(name))
 
     async def renew(self, lease: Lease) -> Lease:
         """Extend the lease by ``ttl`` (compare-and-set on ``lease.revision``);
