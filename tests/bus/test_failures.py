@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import nats.errors
+
 from crossbook.bus.jetstream import CommitError, JetStreamLog
 from crossbook.bus.server import NatsCluster, NatsServer
 from crossbook.journal.framing import COMMAND
@@ -83,7 +85,16 @@ def test_cluster_stream_leader_killed_under_load_keeps_accepting_writes(
         await asyncio.wait_for(task, 30)
         info = await log.connection.jetstream().stream_info(log.stream)
         assert info.cluster is not None and info.cluster.leader != f"n{leader}"
-        await _check_log(log, acked)
+        # right after the election the new leader may answer consumer requests slowly:
+        # reading back is retried, the content must be exact
+        for attempt in range(6):
+            try:
+                await _check_log(log, acked)
+                break
+            except nats.errors.TimeoutError:
+                if attempt == 5:
+                    raise
+                await asyncio.sleep(2.0)
         await log.close()
 
     asyncio.run(main())
