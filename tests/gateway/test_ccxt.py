@@ -141,7 +141,13 @@ def test_pro_depth_trades_and_user_stream(exchange_server: Server) -> None:
             book_task = asyncio.create_task(watcher.watch_order_book("BTC/USDT"))
             await asyncio.sleep(0.5)
             await watcher.create_order("BTC/USDT", "limit", "sell", 0.03, 52000)
-            book = await asyncio.wait_for(book_task, 10)
+            await asyncio.wait_for(book_task, 10)
+            # the first diff after subscribing may be an earlier change: give ours time
+            for _ in range(50):
+                book = watcher.orderbooks["BTC/USDT"].limit()
+                if book["asks"] and book["asks"][0] == [52000, 0.03]:
+                    break
+                await asyncio.sleep(0.1)
             assert book["asks"][0] == [52000, 0.03]
             orders = await asyncio.wait_for(orders_task, 10)
             assert orders[-1]["price"] == 52000
@@ -156,8 +162,11 @@ def test_pro_depth_trades_and_user_stream(exchange_server: Server) -> None:
             # the book follows further changes (ccxt checks the diff stream's sequence)
             for i in range(5):
                 await trader.create_order("BTC/USDT", "limit", "buy", 0.01, 48000 + i)
-            await asyncio.sleep(1.0)
-            book = watcher.orderbooks["BTC/USDT"].limit()
+            for _ in range(50):
+                book = watcher.orderbooks["BTC/USDT"].limit()
+                if book["bids"] and book["bids"][0] == [48004, 0.01]:
+                    break
+                await asyncio.sleep(0.1)
             assert book["bids"][0] == [48004, 0.01]
             assert book["asks"][0] == [52000, 0.02]
             assert len(book["bids"]) == 5
