@@ -23,7 +23,13 @@ from crossbook.domain.enums import Trigger as Trig
 from crossbook.domain.markets import Market
 from crossbook.domain.money import AmountError, format_amount, parse_amount
 from crossbook.gateway.context import Gateway, HistoryUnavailable
-from crossbook.gateway.orders import OrderView, is_self_trade_expiry, order_from_events, rejection
+from crossbook.gateway.orders import (
+    OrderView,
+    is_self_trade_expiry,
+    order_from_events,
+    own_part,
+    rejection,
+)
 
 ORDER_TYPES = [
     "LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT",
@@ -600,9 +606,8 @@ def routes(gw: Gateway) -> list[Route]:
         fees = queries.trade_fees(gw.projector.engine, m.symbol, [t.trade_id for t in rows])
         out = []
         for t in rows:
-            is_maker = t.maker_owner == caller.user_id and t.taker_owner != caller.user_id
-            own_side = (
-                t.taker_side if not is_maker else ("sell" if t.taker_side == "buy" else "buy")
+            is_maker, own_side = own_part(
+                t.maker_owner, t.taker_owner, t.taker_side, caller.user_id
             )
             is_buyer = own_side == "buy"
             asset = m.base if is_buyer else m.quote

@@ -26,7 +26,7 @@ from crossbook.domain.enums import OrderType, SelfTradePrevention, Side, TimeInF
 from crossbook.domain.markets import Market
 from crossbook.domain.money import AmountError, format_amount, parse_amount
 from crossbook.gateway.context import Gateway
-from crossbook.gateway.orders import OrderView, order_from_events, rejection
+from crossbook.gateway.orders import OrderView, order_from_events, own_part, rejection
 
 RECV_WINDOW_MS = 5_000
 SESSION_TTL_S = 12 * 3600
@@ -712,8 +712,7 @@ def router(gw: Gateway) -> APIRouter:
         fees = queries.trade_fees(gw.projector.engine, m.symbol, [t.trade_id for t in rows])
         out = []
         for t in rows:
-            maker = t.maker_owner == user and t.taker_owner != user
-            side = t.taker_side if not maker else ("sell" if t.taker_side == "buy" else "buy")
+            maker, side = own_part(t.maker_owner, t.taker_owner, t.taker_side, user)
             asset = m.base if side == "buy" else m.quote
             out.append(
                 {

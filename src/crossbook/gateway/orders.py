@@ -230,3 +230,11 @@ def rejection(events: Iterable[Any]) -> str | None:
         if type(e) in (OrderRejected, CancelRejected, AmendRejected):
             return str(e.reason.value)
     return None
+
+
+def own_part(maker_owner: int, taker_owner: int, taker_side: str, user: int) -> tuple[bool, str]:
+    """(is_maker, side) of ``user`` in a trade; a self-trade counts as the taker's."""
+    is_maker = maker_owner == user and taker_owner != user
+    if not is_maker:
+        return False, taker_side
+    return True, "sell" if taker_side == "buy" else "buy"
