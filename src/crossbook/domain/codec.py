@@ -18,10 +18,11 @@ from crossbook.domain.ledger import (
     SettleWithdrawal,
     TransactionPosted,
 )
+from crossbook.domain.routing import EngineEventsReceived
 
 InputCommand = (
     Command | Deposit | RequestWithdrawal | SettleWithdrawal | CancelWithdrawal | AdjustBalance
-    | SetFeeTier
+    | SetFeeTier | EngineEventsReceived
 )  # fmt: skip
 OutputEvent = Event | TransactionPosted | CommandRejected
 
