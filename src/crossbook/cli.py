@@ -15,6 +15,10 @@ from rich.table import Table
 app = typer.Typer(help="Crossbook: an open-source cryptocurrency exchange.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+service_app = typer.Typer(
+    help="Run one service of the production layout (NATS JetStream).", no_args_is_help=True
+)
+app.add_typer(service_app, name="service")
 
 console = Console(stderr=True)
 
@@ -162,6 +166,71 @@ def _jetstream_journal_factory(nats_url: str, log_name: str, lease_ttl: float) -
     atexit.register(leadership.close)  # after the service closed its log: hand over at once
     console.print(f"leading log {log_name!r} on {nats_url} (epoch {leadership.epoch})")
     return jetstream_journal_factory(nats_url, log_name, writer_id=leadership.writer_id)
+
+
+DataDirOption = Annotated[
+    Path,
+    typer.Option("--data-dir", envvar="CROSSBOOK_DATA_DIR", help="Config and snapshots."),
+]
+NatsUrlOption = Annotated[
+    str,
+    typer.Option(
+        "--nats-url", envvar="CROSSBOOK_NATS_URL", help="NATS server URL(s), comma-separated."
+    ),
+]
+SnapshotEveryOption = Annotated[
+    int,
+    typer.Option(
+        "--snapshot-every", envvar="CROSSBOOK_SNAPSHOT_EVERY", help="Inputs per snapshot."
+    ),
+]
+ReplicasOption = Annotated[
+    int,
+    typer.Option(
+        "--replicas", envvar="CROSSBOOK_REPLICAS", help="JetStream replicas of new streams."
+    ),
+]
+
+
+@service_app.command("accounts")
+def service_accounts(
+    data_dir: DataDirOption = Path("data"),
+    nats_url: NatsUrlOption = "nats://127.0.0.1:4222",
+    shard: Annotated[int, typer.Option("--shard", envvar="CROSSBOOK_SHARD")] = 0,
+    replicas: ReplicasOption = 1,
+    snapshot_every: SnapshotEveryOption = 200_000,
+) -> None:
+    """The accounts service of one shard: holds, settlement, fees, the ledger's source."""
+    from crossbook.cluster.runner import run_accounts
+
+    if shard != 0:
+        console.print("[red]only shard 0 exists: the accounts are not sharded yet[/red]")
+        raise typer.Exit(2)
+    raise typer.Exit(
+        run_accounts(
+            data_dir.resolve(), nats_url, shard=shard, replicas=replicas,
+            snapshot_every=snapshot_every,
+        )
+    )  # fmt: skip
+
+
+@service_app.command("engine")
+def service_engine(
+    market: Annotated[str, typer.Option("--market", envvar="CROSSBOOK_MARKET")],
+    data_dir: DataDirOption = Path("data"),
+    nats_url: NatsUrlOption = "nats://127.0.0.1:4222",
+    replicas: ReplicasOption = 1,
+    snapshot_every: SnapshotEveryOption = 200_000,
+) -> None:
+    """The matching engine of one market."""
+    from crossbook.cluster.runner import run_engine
+
+    raise typer.Exit(
+        run_engine(
+            data_dir.resolve(), nats_url, market=market, replicas=replicas,
+            snapshot_every=snapshot_every,
+        )
+    )  # fmt: skip
 
 
 @app.command()

@@ -22,10 +22,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext, api
 
@@ -120,7 +121,12 @@ class DurableConsumer:
         return cls(js, sub, durable, max(floor + 1, stream.state.first_seq), ack_wait)
 
     async def poll(
-        self, applier: Applier, *, max_messages: int = 64, timeout: float = 1.0
+        self,
+        applier: Applier,
+        *,
+        max_messages: int = 64,
+        timeout: float = 1.0,
+        commit: Callable[[], Awaitable[object]] | None = None,
     ) -> PollStats:
         """Fetch up to ``max_messages`` messages (waiting at most ``timeout`` s for
         the first), apply their records that are past ``applier.position()`` in
@@ -130,11 +136,17 @@ class DurableConsumer:
         Messages are applied strictly in stream order: one delivered ahead of an
         earlier unacked message (left by a consumer that died) is nak'ed with a short
         delay and applied after it, so skipping by position never drops a record.
+
+        ``commit``, if given, is awaited once the fetched messages are applied and
+        before any of them is acked: an applier that buffers its effects (a service
+        appending to its own log) makes them durable there, so a crash between
+        applying and acking leaves them unacked and redelivered, never lost.
         """
         stats = PollStats()
+        applied: list[Msg] = []
         try:
             msgs = await self._sub.fetch(max_messages, timeout=timeout)
-        except NatsTimeoutError:
+        except (NatsTimeoutError, TimeoutError):  # nats-py raises either when nothing came
             return stats
         for msg in msgs:
             meta = msg.metadata
@@ -157,8 +169,15 @@ class DurableConsumer:
                 if inspect.isawaitable(result):
                     await result
                 stats.applied += 1
-            await msg.ack_sync()
             self._next = max(self._next, stream_seq + 1)
+            if commit is None:
+                await msg.ack_sync()
+            else:
+                applied.append(msg)
+        if applied and commit is not None:
+            await commit()
+            for msg in applied:
+                await msg.ack()
         return stats
 
     async def pending(self) -> int:

@@ -550,6 +550,48 @@ class JetStreamLog:
             for record in batch:
                 yield record
 
+    async def tail(
+        self, after_seq: int = 0, kind: int | None = None
+    ) -> AsyncGenerator[list[tuple[int, int, bytes]]]:
+        """Committed ``(kind, seq, payload)`` records with ``seq > after_seq``, then those
+        of every message stored later, as they are stored; never ends (cancel or close
+        the generator to stop). Yields the records of one message at a time (empty
+        fence markers are skipped). An ordered push consumer (memory, no acks) reads
+        from the first message past ``after_seq`` and, should a message go missing on
+        the way (a reconnect), the client recreates it where it left off."""
+        if self._closed:
+            raise LogError(f"log {self.name} is closed")
+        info = await self._js.stream_info(self.stream)
+        first, last = info.state.first_seq, info.state.last_seq
+        if last == 0 or first > last:
+            start = last + 1
+        else:
+            start = await self._start_after(after_seq, first, last)
+        config = api.ConsumerConfig(
+            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=start,
+            inactive_threshold=60.0,
+        )
+        sub = await self._js.subscribe(
+            self.subject, stream=self.stream, ordered_consumer=True, config=config
+        )
+        seen = after_seq
+        try:
+            while True:
+                msg = await sub.next_msg(timeout=None)
+                if not msg.data:
+                    continue
+                out: list[tuple[int, int, bytes]] = []
+                for rkind, seq, payload in decode_batch(msg.data):
+                    if seq > seen and (kind is None or rkind == kind):
+                        out.append((rkind, seq, payload))
+                if out:
+                    seen = out[-1][1] if kind is not None else seen
+                    yield out
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
     # -- closing -------------------------------------------------------------------------
 
     async def close(self) -> None:

@@ -1,0 +1,5 @@
+"""``python -m crossbook``: the command line."""
+
+from crossbook.cli import app
+
+app()

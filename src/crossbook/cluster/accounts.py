@@ -1,0 +1,349 @@
+"""The accounts service: sequencer and writer of an ``accounts-K`` log (I/O edge).
+
+One asyncio loop takes what arrived since the last batch -- gateway requests (NATS
+request/reply on :func:`~crossbook.cluster.topology.submit_subject`) and the engines'
+events (tails of each ``engine-SYMBOL`` log) -- stamps every input with the next seq,
+applies it to the :class:`~crossbook.exchange.split.AccountsMachine`, appends its COMMAND
+and EVENTS records and commits the batch as one JetStream message. Then the order
+commands it forwards are committed to their ``orders-SYMBOL`` logs, and only then does
+a request get its reply: at once for what the accounts decided alone (a deposit, a
+refused order), or once its order's engine events are back and settled.
+
+Restart: newest snapshot + the log's tail; the forwards of the tail that an
+``orders-SYMBOL`` log does not hold yet are appended again (an engine skips what it
+already ran); each engine log is tailed from the last command the accounts settled.
+Snapshots are taken only after the forwards they cover are durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+
+from crossbook.accounts.core import EngineCommand
+from crossbook.bus.jetstream import JetStreamLog
+from crossbook.cluster.recovery import Recovered, commit_until_durable, replay_log
+from crossbook.cluster.topology import (
+    accounts_log,
+    engine_log,
+    orders_log,
+    service_dir,
+    submit_subject,
+)
+from crossbook.cluster.wire import SubmitReply, decode_request
+from crossbook.domain.codec import command_encoder, events_decoder
+from crossbook.domain.routing import EngineEventsReceived
+from crossbook.exchange.core import ExchangeConfig
+from crossbook.exchange.split import AccountsMachine
+from crossbook.journal.framing import COMMAND, EVENTS
+from crossbook.journal.snapshots import SnapshotStore
+from crossbook.service import Sequencer
+
+log = logging.getLogger(__name__)
+
+_reply_encoder = msgspec.json.Encoder()
+
+
+@dataclass
+class _Request:
+    reply: str
+    seqs: list[int]
+    results: list[list[Any] | None]
+    remaining: int
+
+
+@dataclass
+class _Batch:
+    """One computed batch, waiting to be made durable."""
+
+    records: list[tuple[int, int, bytes]] = field(default_factory=list)
+    forwards: list[EngineCommand] = field(default_factory=list)
+    complete: list[_Request] = field(default_factory=list)  # replies due once durable
+    inputs: int = 0
+    settled: int = 0
+    last_seq: int = 0
+    snapshot: bytes | None = None
+
+
+@dataclass
+class AccountsStats:
+    batches: int = 0
+    inputs: int = 0
+    requests: int = 0
+    forwarded: int = 0
+    settled: int = 0
+    waiting: int = 0
+    last_seq: int = 0
+    recovered: Recovered | None = None
+    lag: dict[str, int] = field(default_factory=dict)
+
+
+class AccountsService:
+    """See the module doc. ``await start()``, then ``await run()`` until stopped."""
+
+    def __init__(
+        self,
+        nc: NATS,
+        data_dir: Path,
+        config: ExchangeConfig,
+        *,
+        shard: int = 0,
+        replicas: int = 1,
+        batch_max: int = 4096,
+        snapshot_every: int = 200_000,
+    ) -> None:
+        self.nc = nc
+        self.config = config
+        self.shard = shard
+        self.replicas = replicas
+        self.batch_max = batch_max
+        self.snapshot_every = snapshot_every
+        self.markets = [m.symbol for m in config.markets]
+        self.snapshots = SnapshotStore(service_dir(data_dir, accounts_log(shard)) / "snapshots")
+        self.stats = AccountsStats()
+        self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._waiting: dict[int, tuple[_Request, int, list[Any]]] = {}
+        self._batches: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=64)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._since_snapshot = 0
+        self._stopping = False
+
+    async def start(self) -> None:
+        nc = self.nc
+        self.log = await JetStreamLog.open(
+            nc, accounts_log(self.shard), replicas=self.replicas, fence=True
+        )
+        self.orders = {
+            m: await JetStreamLog.open(nc, orders_log(m), replicas=self.replicas, fence=True)
+            for m in self.markets
+        }
+        # engine logs exist before their engines start, so the tails can follow them
+        self.engines = {
+            m: await JetStreamLog.open(nc, engine_log(m), replicas=self.replicas)
+            for m in self.markets
+        }
+        tail_forwards: list[EngineCommand] = []
+
+        def apply(machine: AccountsMachine, command: Any) -> list[Any]:
+            events, forward = machine.route(command)
+            if forward is not None:
+                tail_forwards.append(forward)
+            return events
+
+        self.machine, self.stats.recovered = await replay_log(
+            self.log,
+            self.snapshots,
+            lambda: AccountsMachine(self.config),
+            AccountsMachine.restore,
+            apply,
+        )
+        self._since_snapshot = self.stats.recovered.commands_replayed
+        await self._forward([f for f in tail_forwards if f.seq > self.orders[f.market].last_seq])
+        self.sequencer = Sequencer(self.machine.last_seq)
+        self.stats.last_seq = self.machine.last_seq
+        for market in self.markets:
+            self._tasks.append(asyncio.create_task(self._follow_engine(market)))
+        self._sub = await nc.subscribe(submit_subject(self.shard), cb=self._on_request)
+
+    async def _on_request(self, msg: Msg) -> None:
+        self._inbox.put_nowait(("submit", msg))
+
+    async def _follow_engine(self, market: str) -> None:
+        after = self.machine.engine_seqs[market]
+        async for records in self.engines[market].tail(after, kind=EVENTS):
+            self._inbox.put_nowait(("events", (market, records)))
+
+    async def run(self) -> None:
+        """Serve until :meth:`stop`; a commit that cannot be made (fenced off, or the
+        server away for a minute) ends it with the error.
+
+        Two tasks: this loop computes batches (stamp, apply, encode) while the
+        committer makes earlier ones durable, group-committing whatever has queued
+        up, then forwards their orders and sends their replies."""
+        committer = asyncio.create_task(self._commit_batches())
+        inbox = self._inbox
+        try:
+            while not self._stopping:
+                getter = asyncio.ensure_future(inbox.get())
+                await asyncio.wait({getter, committer}, return_when=asyncio.FIRST_COMPLETED)
+                if committer.done():
+                    getter.cancel()
+                    break
+                item = getter.result()
+                if item[0] == "stop":
+                    break
+                items = [item]
+                while len(items) < self.batch_max and not inbox.empty():
+                    items.append(inbox.get_nowait())
+                batch = self._compute(items)
+                if batch is not None:
+                    await self._batches.put(batch)
+            if not committer.done():
+                await self._batches.put(None)  # drain, then end
+            await committer  # raises the committer's error, if any
+        finally:
+            committer.cancel()
+        await self._snapshot()
+
+    def _compute(self, items: list[tuple[str, Any]]) -> _Batch | None:
+        stamp = self.sequencer.stamp
+        inputs: list[tuple[Any, _Request | None, int]] = []
+        for kind, value in items:
+            if kind == "submit":
+                self._accept(value, inputs)
+            elif kind == "events":
+                market, records = value
+                for _kind, seq, payload in records:
+                    received = EngineEventsReceived(
+                        seq=0, ts=0, market=market, source_seq=seq,
+                        events=events_decoder.decode(payload),
+                    )  # fmt: skip
+                    inputs.append((stamp(received), None, 0))
+            elif kind == "stop":
+                self._stopping = True
+        if not inputs:
+            return None
+        route = self.machine.route
+        encode = command_encoder.encode
+        waiting = self._waiting
+        batch = _Batch()
+        records = batch.records
+        complete = batch.complete
+        for command, request, index in inputs:
+            seq = command.seq
+            records.append((COMMAND, seq, encode(command)))
+            events, forward = route(command)
+            records.append((EVENTS, seq, encode(events)))
+            if request is None:  # engine events came back
+                batch.settled += 1
+                entry = waiting.pop(command.source_seq, None)
+                if entry is None:
+                    continue
+                request, index, before = entry
+                events = before + events
+            elif forward is not None:
+                batch.forwards.append(forward)
+                waiting[seq] = (request, index, events)
+                continue
+            request.results[index] = events
+            request.remaining -= 1
+            if request.remaining == 0:
+                complete.append(request)
+        batch.inputs = len(inputs)
+        batch.last_seq = self.machine.last_seq
+        self._since_snapshot += len(inputs)
+        if self._since_snapshot >= self.snapshot_every:
+            # the state as of this batch: written once the batch and its forwards are durable
+            batch.snapshot = self.machine.snapshot()
+            self._since_snapshot = 0
+        return batch
+
+    async def _commit_batches(self) -> None:
+        queue = self._batches
+        append = self.log.append
+        publish = self.nc.publish
+        while True:
+            first = await queue.get()
+            if first is None:
+                return
+            batches = [first]
+            ending = False
+            while not queue.empty():
+                more = queue.get_nowait()
+                if more is None:
+                    ending = True
+                    break
+                batches.append(more)
+            for batch in batches:
+                for record in batch.records:
+                    append(*record)
+            await commit_until_durable(self.log)
+            await self._forward([f for batch in batches for f in batch.forwards])
+            for batch in batches:
+                for request in batch.complete:
+                    reply = SubmitReply(seqs=request.seqs, results=request.results)
+                    await publish(request.reply, _reply_encoder.encode(reply))
+                stats = self.stats
+                stats.batches += 1
+                stats.inputs += batch.inputs
+                stats.settled += batch.settled
+                stats.last_seq = batch.last_seq
+                if batch.snapshot is not None:
+                    await asyncio.to_thread(self.snapshots.write, batch.last_seq, batch.snapshot)
+                    await asyncio.to_thread(self.snapshots.prune, 2)
+            self.stats.waiting = len(self._waiting)
+            if ending:
+                return
+
+    def _accept(self, msg: Msg, inputs: list[tuple[Any, _Request | None, int]]) -> None:
+        try:
+            commands = decode_request(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            reply = SubmitReply(error=f"bad request: {exc}")
+            if msg.reply:
+                asyncio.get_running_loop().create_task(
+                    self.nc.publish(msg.reply, _reply_encoder.encode(reply))
+                )
+            return
+        self.stats.requests += 1
+        stamp = self.sequencer.stamp
+        request = _Request(msg.reply, [], [None] * len(commands), len(commands))
+        for index, command in enumerate(commands):
+            stamped = stamp(command)
+            request.seqs.append(stamped.seq)
+            inputs.append((stamped, request, index))
+        if not commands and msg.reply:
+            request.remaining = -1
+            asyncio.get_running_loop().create_task(
+                self.nc.publish(msg.reply, _reply_encoder.encode(SubmitReply(seqs=[], results=[])))
+            )
+
+    async def _forward(self, forwards: list[EngineCommand]) -> None:
+        """Append forwarded commands to their markets' logs and make them durable."""
+        if not forwards:
+            return
+        by_market: dict[str, list[EngineCommand]] = defaultdict(list)
+        for command in forwards:
+            by_market[command.market].append(command)
+        encode = command_encoder.encode
+        for market, commands in by_market.items():
+            orders = self.orders[market]
+            for command in commands:
+                orders.append(COMMAND, command.seq, encode(command))
+        await asyncio.gather(*(commit_until_durable(self.orders[m]) for m in by_market))
+        self.stats.forwarded += len(forwards)
+
+    async def _snapshot(self) -> None:
+        """The current state, once everything computed is durable (at the end)."""
+        if self._since_snapshot == 0:
+            return
+        data = self.machine.snapshot()
+        seq = self.machine.last_seq
+        await asyncio.to_thread(self.snapshots.write, seq, data)
+        await asyncio.to_thread(self.snapshots.prune, 2)
+        self._since_snapshot = 0
+
+    async def stop(self) -> None:
+        """Finish the batch in hand, take a snapshot and close the logs."""
+        with contextlib.suppress(Exception):
+            await self._sub.unsubscribe()
+        self._inbox.put_nowait(("stop", None))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        for lg in [self.log, *self.orders.values(), *self.engines.values()]:
+            with contextlib.suppress(Exception):
+                await lg.close()

@@ -1,0 +1,78 @@
+"""Submitting commands to an accounts service (what a gateway uses).
+
+Concurrent callers' commands are coalesced into one request per event-loop turn, so
+a busy gateway sends few large requests; each caller gets its command's seq and
+events once the accounts service acknowledged them (durable, and settled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from nats.aio.client import Client as NATS
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
+
+from crossbook.cluster.topology import submit_subject
+from crossbook.cluster.wire import decode_reply, encode_request
+
+
+class SubmitError(Exception):
+    """The accounts service did not acknowledge: the command may or may not have been
+    applied (like an HTTP timeout); look it up before sending it again."""
+
+
+class AccountsClient:
+    def __init__(
+        self, nc: NATS, shard: int = 0, *, timeout: float = 10.0, max_batch: int = 2048
+    ) -> None:
+        self.nc = nc
+        self.subject = submit_subject(shard)
+        self.timeout = timeout
+        self.max_batch = max_batch
+        self._pending: list[tuple[Any, asyncio.Future[tuple[int, list[Any]]]]] = []
+        self._scheduled = False
+
+    async def submit(self, command: Any) -> tuple[int, list[Any]]:
+        """(seq, events) of one command, once acknowledged."""
+        future: asyncio.Future[tuple[int, list[Any]]] = asyncio.get_running_loop().create_future()
+        self._pending.append((command, future))
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        return await future
+
+    async def submit_many(self, commands: list[Any]) -> list[tuple[int, list[Any]]]:
+        """One request for ``commands`` (in this order)."""
+        return await self._request(commands)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        pending, self._pending = self._pending, []
+        for i in range(0, len(pending), self.max_batch):
+            asyncio.get_running_loop().create_task(self._send(pending[i : i + self.max_batch]))
+
+    async def _send(self, part: list[tuple[Any, asyncio.Future[tuple[int, list[Any]]]]]) -> None:
+        try:
+            results = await self._request([c for c, _ in part])
+        except Exception as exc:
+            for _, future in part:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), result in zip(part, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    async def _request(self, commands: list[Any]) -> list[tuple[int, list[Any]]]:
+        try:
+            msg = await self.nc.request(
+                self.subject, encode_request(commands), timeout=self.timeout
+            )
+        except (NatsTimeoutError, NoRespondersError, TimeoutError) as exc:
+            raise SubmitError(f"accounts service did not answer: {exc!r}") from exc
+        reply = decode_reply(msg.data)
+        if reply.error:
+            raise SubmitError(reply.error)
+        return [(seq, events or []) for seq, events in zip(reply.seqs, reply.results, strict=True)]

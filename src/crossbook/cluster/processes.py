@@ -1,0 +1,125 @@
+"""Service processes of a local deployment: start, wait until ready, stop, kill.
+
+Used by ``crossbook cluster``, the cluster tests and the benchmarks. Each service
+runs as ``python -m crossbook service ...`` with its output in a log file; it is
+ready when it printed its ``ready`` line (see :mod:`crossbook.cluster.runner`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+class ServiceError(RuntimeError):
+    """A service process did not start, or ended badly."""
+
+
+class ServiceProcess:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        *,
+        log_dir: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.args = args
+        self.log_dir = log_dir
+        self.env = env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ready: dict[str, Any] = {}
+
+    @property
+    def log_file(self) -> Path:
+        return self.log_dir / f"{self.name}.log"
+
+    @property
+    def ready_file(self) -> Path:
+        return self.log_dir / f"{self.name}.out"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout: float = 30.0) -> ServiceProcess:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.env}
+        with open(self.ready_file, "wb") as out, open(self.log_file, "ab") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "crossbook", "service", *self.args],
+                stdout=out,
+                stderr=err,
+                env=env,
+                start_new_session=True,
+            )
+        return self.wait_ready(timeout) if timeout else self
+
+    def wait_ready(self, timeout: float = 30.0) -> ServiceProcess:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.ready_file.read_text().splitlines():
+                if line.startswith("{"):
+                    self.ready = json.loads(line)
+                    return self
+            if not self.running():
+                raise ServiceError(f"{self.name} exited before it was ready:\n{self._tail()}")
+            time.sleep(0.02)
+        raise ServiceError(f"{self.name} not ready within {timeout}s:\n{self._tail()}")
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM (a clean stop: snapshot, exit 0); SIGKILL if it does not end in time."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+    def kill(self) -> None:
+        """SIGKILL: a crash."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def _tail(self, limit: int = 4000) -> str:
+        try:
+            return self.log_file.read_text()[-limit:]
+        except OSError:
+            return "(no log)"
+
+
+def engine_process(
+    market: str, data_dir: Path, nats_url: str, *, replicas: int = 1,
+    snapshot_every: int = 200_000, log_dir: Path | None = None,
+) -> ServiceProcess:  # fmt: skip
+    return ServiceProcess(
+        f"engine-{market}",
+        ["engine", "--market", market, "--data-dir", str(data_dir), "--nats-url", nats_url,
+         "--replicas", str(replicas), "--snapshot-every", str(snapshot_every)],
+        log_dir=log_dir or data_dir / "logs",
+    )  # fmt: skip
+
+
+def accounts_process(
+    data_dir: Path, nats_url: str, *, shard: int = 0, replicas: int = 1,
+    snapshot_every: int = 200_000, log_dir: Path | None = None,
+) -> ServiceProcess:  # fmt: skip
+    return ServiceProcess(
+        f"accounts-{shard}",
+        ["accounts", "--shard", str(shard), "--data-dir", str(data_dir), "--nats-url", nats_url,
+         "--replicas", str(replicas), "--snapshot-every", str(snapshot_every)],
+        log_dir=log_dir or data_dir / "logs",
+    )  # fmt: skip
