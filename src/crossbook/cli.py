@@ -74,26 +74,17 @@ def run(
     orders_per_second: Annotated[
         int, typer.Option("--orders-per-second", help="Order placements per API key.")
     ] = 50,
-    nats_url: Annotated[
-        str | None,
+    rate_limit_storage: Annotated[
+        str,
         typer.Option(
-            "--nats-url",
-            help="Keep the input log on this NATS JetStream server instead of the data "
-            "dir's file journal (leader lease + fencing; a second instance waits as standby).",
+            "--rate-limit-storage",
+            envvar="CROSSBOOK_RATE_LIMIT_STORAGE",
+            help="Where counters live: memory:// (this process) or a Redis URL "
+            "(redis://HOST:PORT, shared by every gateway using it).",
         ),
-    ] = None,
-    log_name: Annotated[
-        str, typer.Option("--log-name", help="The JetStream log (with --nats-url).")
-    ] = "exchange",
-    lease_ttl: Annotated[
-        float, typer.Option("--lease-ttl", help="Leader lease TTL in seconds (with --nats-url).")
-    ] = 5.0,
+    ] = "memory://",
 ) -> None:
     """Start the whole exchange in one process (REST + WebSocket on one port)."""
-    import asyncio
-
-    import uvicorn
-
     from crossbook.gateway.app import create_app
     from crossbook.logs import configure_logging
 
@@ -102,12 +93,23 @@ def run(
         raise typer.BadParameter("--port must be 1..65535")
     from crossbook.gateway.ratelimit import RateLimits
 
-    limits = RateLimits(enabled=rate_limits, orders_per_second=orders_per_second)
-    extra: dict[str, object] = {}
-    if nats_url is not None:
-        extra["journal_factory"] = _jetstream_journal_factory(nats_url, log_name, lease_ttl)
-    app_ = create_app(data_dir.resolve(), fsync=fsync, rate_limits=limits, **extra)
-    state = app_.state.crossbook
+    limits = RateLimits(
+        enabled=rate_limits, orders_per_second=orders_per_second, storage_uri=rate_limit_storage
+    )
+    app_ = create_app(data_dir.resolve(), fsync=fsync, rate_limits=limits)
+    _serve(app_, data_dir, host, port, demo=demo, market_maker=market_maker)
+
+
+def _serve(
+    app_: object, data_dir: Path, host: str, port: int, *, demo: bool, market_maker: bool
+) -> None:
+    """Serve a gateway app with uvicorn on uvloop; with ``demo``, create the demo users
+    and start the bots once it is up."""
+    import asyncio
+
+    import uvicorn
+
+    state = app_.state.crossbook  # type: ignore[attr-defined]
     if demo:
         from crossbook.demo import MarketMaker, setup_demo
 
@@ -132,40 +134,6 @@ def run(
         asyncio.run(server.serve())
     else:
         uvloop.run(server.serve())
-
-
-def _jetstream_journal_factory(nats_url: str, log_name: str, lease_ttl: float) -> object:
-    """For ``run --nats-url``: wait for the leader lease of the log, then return a
-    factory opening the log as its fenced writer (``crossbook.ha``)."""
-    import atexit
-    import inspect
-    import os
-    import signal
-    import socket
-
-    from crossbook.gateway.app import create_app
-    from crossbook.ha.leader import Leadership, lease_name
-    from crossbook.service import jetstream_journal_factory
-
-    if "journal_factory" not in inspect.signature(create_app).parameters:
-        console.print(
-            "[red]--nats-url: this gateway runtime cannot run on a JetStream log yet[/red]"
-        )
-        raise typer.Exit(2)
-
-    def on_lost(reason: str) -> None:
-        # no longer the leader: stop (fencing already refuses any further commit)
-        console.print(f"[red]leader lease lost: {reason}; shutting down[/red]")
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    holder = f"{socket.gethostname()}-{os.getpid()}"
-    leadership = Leadership(nats_url, lease_name(log_name), holder, ttl=lease_ttl, on_lost=on_lost)
-    if not leadership.try_acquire():
-        console.print(f"log {log_name!r} has a leader; waiting for its lease as a standby")
-        leadership.acquire()
-    atexit.register(leadership.close)  # after the service closed its log: hand over at once
-    console.print(f"leading log {log_name!r} on {nats_url} (epoch {leadership.epoch})")
-    return jetstream_journal_factory(nats_url, log_name, writer_id=leadership.writer_id)
 
 
 DataDirOption = Annotated[
@@ -231,6 +199,146 @@ def service_engine(
             snapshot_every=snapshot_every,
         )
     )  # fmt: skip
+
+
+DatabaseUrlOption = Annotated[
+    str,
+    typer.Option(
+        "--database-url",
+        envvar="CROSSBOOK_DATABASE_URL",
+        help="SQL for history (postgresql+psycopg://...).",
+    ),
+]
+
+
+@service_app.command("gateway")
+def service_gateway(
+    database_url: DatabaseUrlOption,
+    data_dir: DataDirOption = Path("data"),
+    nats_url: NatsUrlOption = "nats://127.0.0.1:4222",
+    host: Annotated[str, typer.Option("--host", envvar="CROSSBOOK_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", envvar="CROSSBOOK_PORT")] = 8000,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Demo users, funds and a market maker.")
+    ] = False,
+    market_maker: Annotated[bool, typer.Option("--market-maker/--no-market-maker")] = True,
+    rate_limits: Annotated[
+        bool, typer.Option("--rate-limits/--no-rate-limits", help="Request weight limits.")
+    ] = True,
+    rate_limit_storage: Annotated[
+        str,
+        typer.Option(
+            "--rate-limit-storage",
+            envvar="CROSSBOOK_RATE_LIMIT_STORAGE",
+            help="Where counters live: memory:// (this gateway) or a Redis URL (shared).",
+        ),
+    ] = "memory://",
+    orders_per_second: Annotated[
+        int, typer.Option("--orders-per-second", help="Order placements per API key.")
+    ] = 50,
+) -> None:
+    """A gateway (REST + WebSocket): run as many side by side as needed."""
+    import json as json_
+
+    from crossbook.gateway.app import ClusterSettings, create_app
+    from crossbook.gateway.ratelimit import RateLimits
+    from crossbook.logs import configure_logging
+    from crossbook.service import load_config
+
+    configure_logging()
+    config = load_config(data_dir.resolve()).exchange
+    limits = RateLimits(
+        enabled=rate_limits, orders_per_second=orders_per_second, storage_uri=rate_limit_storage
+    )
+    app_ = create_app(
+        data_dir.resolve(),
+        config=config,
+        database_url=database_url,
+        rate_limits=limits,
+        cluster=ClusterSettings(nats_url),
+    )
+
+    def announce(state: object) -> None:
+        last_seq = app_.state.crossbook.runtime.published_seq
+        print(json_.dumps({"service": "gateway", "ready": True, "port": port,
+                           "last_seq": last_seq}), flush=True)  # fmt: skip
+
+    app_.state.crossbook.on_started.append(announce)
+    _serve(app_, data_dir, host, port, demo=demo, market_maker=market_maker)
+
+
+@service_app.command("ledger-writer")
+def service_ledger_writer(
+    database_url: DatabaseUrlOption,
+    data_dir: DataDirOption = Path("data"),
+    nats_url: NatsUrlOption = "nats://127.0.0.1:4222",
+    shard: Annotated[int, typer.Option("--shard", envvar="CROSSBOOK_SHARD")] = 0,
+) -> None:
+    """Projects an accounts log into SQL (history, audit, reconciliation)."""
+    from crossbook.cluster.runner import run_ledger_writer
+
+    raise typer.Exit(run_ledger_writer(nats_url, database_url, shard=shard))
+
+
+@app.command()
+def cluster(
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Where the deployment keeps everything.")
+    ] = Path("data-cluster"),
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="The first gateway's port.")] = 8000,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Demo users, funds and a market maker.")
+    ] = False,
+    market_maker: Annotated[bool, typer.Option("--market-maker/--no-market-maker")] = True,
+    replicas: Annotated[
+        int, typer.Option("--replicas", help="1: one nats-server; 3: a three-node cluster.")
+    ] = 1,
+    gateways: Annotated[int, typer.Option("--gateways", help="Gateway processes.")] = 1,
+    rate_limits: Annotated[
+        bool, typer.Option("--rate-limits/--no-rate-limits", help="Request weight limits.")
+    ] = True,
+    orders_per_second: Annotated[
+        int, typer.Option("--orders-per-second", help="Order placements per API key.")
+    ] = 50,
+) -> None:
+    """Start a local production-style deployment: JetStream, PostgreSQL and every
+    service as its own process; stops everything it started on exit."""
+    import signal
+    import threading
+
+    from crossbook.cluster.deploy import LocalCluster, describe
+
+    if replicas not in (1, 3):
+        raise typer.BadParameter("--replicas must be 1 or 3")
+    if gateways < 1 or not 0 < port < 65536 - gateways:
+        raise typer.BadParameter("need at least one gateway on ports below 65536")
+    deployment = LocalCluster(
+        data_dir.resolve(), port=port, host=host, replicas=replicas, gateways=gateways,
+        demo=demo, market_maker=market_maker, rate_limits=rate_limits,
+        orders_per_second=orders_per_second,
+    )  # fmt: skip
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    console.print("starting the cluster ...")
+    deployment.start()
+    console.print(describe(deployment))
+    if demo:
+        console.print(f"demo users and API keys: {data_dir / 'demo-credentials.json'}")
+    code = 0
+    while not stop.wait(1.0):
+        dead = deployment.dead()
+        if dead:
+            for p in dead:
+                console.print(f"[red]{p.name} ended unexpectedly; see {p.log_file}[/red]")
+            code = 1
+            break
+    console.print("stopping the cluster ...")
+    problems = deployment.stop()
+    for problem in problems:
+        console.print(f"[red]{problem}[/red]")
+    raise typer.Exit(1 if problems else code)
 
 
 @app.command()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from crossbook.accounts.checks import ledger_errors, transaction_errors
 from crossbook.domain.codec import events_decoder
@@ -38,6 +39,8 @@ class Report:
 
 def verify(data_dir: Path, dsn: str | None = None) -> Report:
     report = Report()
+    if (data_dir / "services").is_dir() and not (data_dir / "journal").is_dir():
+        return verify_cluster(data_dir, report)
     if not (data_dir / "journal").is_dir():
         report.add("journal", [f"no journal in {data_dir}"])
         return report
@@ -67,7 +70,36 @@ def verify(data_dir: Path, dsn: str | None = None) -> Report:
     return report
 
 
-def sql_errors(url: str, core: ExchangeCore) -> list[str]:
+def verify_cluster(data_dir: Path, report: Report) -> Report:
+    """A stopped ``crossbook cluster`` data dir: its NATS and PostgreSQL are started on
+    their stores, the logs replayed and checked (``crossbook.cluster.verify``), and the
+    SQL projection compared with the replayed accounts; then the servers are stopped."""
+    import asyncio
+
+    import nats
+
+    from crossbook.cluster.deploy import LocalCluster
+    from crossbook.cluster.verify import replay_deployment
+
+    deployment = LocalCluster(data_dir).start_servers()
+    try:
+
+        async def replay() -> tuple[list[str], Any]:
+            nc = await nats.connect(deployment.nats_url.split(","))
+            try:
+                return await replay_deployment(nc, deployment.config)
+            finally:
+                await nc.close()
+
+        errors, machine = asyncio.run(replay())
+        report.add("logs replay and ledger invariants", errors)
+        report.add("sql projection", sql_errors(deployment.database_url, machine))
+    finally:
+        deployment.stop()
+    return report
+
+
+def sql_errors(url: str, core: Any) -> list[str]:
     """The SQL projection against the replayed state."""
     from crossbook.ledger import queries
     from crossbook.projection import LOG_NAME

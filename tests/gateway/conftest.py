@@ -1,5 +1,7 @@
-"""A real Crossbook server for API tests: ``crossbook run --demo`` in a subprocess on a
-free loopback port, with its own data dir; stopped with SIGTERM at teardown."""
+"""A real Crossbook server for API tests, with its own data dir on a free loopback port,
+stopped with SIGTERM at teardown: ``crossbook run --demo`` (the embedded deployment) or
+``crossbook cluster --demo`` (the production layout: JetStream, PostgreSQL and every
+service its own process). The ``deployment`` fixture runs a module's tests on both."""
 
 from __future__ import annotations
 
@@ -41,16 +43,23 @@ class Server:
         return list(self.credentials["users"])
 
 
+DEPLOYMENTS = ("embedded", "cluster")
+
+
 def start_server(
     data_dir: Path,
     *,
     market_maker: bool = False,
-    timeout: float = 60.0,
+    timeout: float = 90.0,
     extra: list[str] | None = None,
+    deployment: str = "embedded",
 ) -> Server:
     port = free_port()
     log = data_dir.parent / f"server-{port}.log"
-    args = [sys.executable, "-m", "crossbook.cli", "run", "--data-dir", str(data_dir),
+    command = {"embedded": "run", "cluster": "cluster"}[deployment]
+    if deployment == "cluster":
+        searchable_by_everyone(data_dir.parent)
+    args = [sys.executable, "-m", "crossbook.cli", command, "--data-dir", str(data_dir),
             "--port", str(port), "--demo"]  # fmt: skip
     if not market_maker:
         args.append("--no-market-maker")
@@ -83,6 +92,15 @@ def start_server(
     return Server(url, f"ws://127.0.0.1:{port}", data_dir, proc, credentials, log)
 
 
+def searchable_by_everyone(path: Path) -> None:
+    """``o+x`` on ``path`` and its parents up to the temp root: the cluster's PostgreSQL
+    runs as the ``postgres`` OS user (as root) and must reach its directory."""
+    for p in [path, *path.parents]:
+        if p == Path(p.anchor) or p == Path("/tmp"):
+            break
+        p.chmod(p.stat().st_mode | 0o001)
+
+
 def stop_server(server: Server, timeout: float = 30.0) -> int:
     server.proc.send_signal(signal.SIGTERM)
     try:
@@ -92,10 +110,15 @@ def stop_server(server: Server, timeout: float = 30.0) -> int:
         raise
 
 
+@pytest.fixture(scope="module", params=DEPLOYMENTS)
+def deployment(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory, deployment: str) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("exchange") / "data"
-    srv = start_server(data_dir)
+    srv = start_server(data_dir, deployment=deployment)
     try:
         yield srv
     finally:

@@ -32,10 +32,10 @@ BTC, ETH = "BTCUSDT", "ETHUSDT"
 
 
 @pytest.fixture(scope="module")
-def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def auth_server(tmp_path_factory: pytest.TempPathFactory, deployment: str) -> Iterator[Server]:
     # many requests in a short time: rate limits are tested elsewhere
     data_dir = tmp_path_factory.mktemp("authz") / "data"
-    srv = start_server(data_dir, extra=["--no-rate-limits"])
+    srv = start_server(data_dir, extra=["--no-rate-limits"], deployment=deployment)
     try:
         yield srv
     finally:

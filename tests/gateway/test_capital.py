@@ -23,9 +23,9 @@ ETH_DEST = "0x9858EfFD232B4033E47d90003D41EC34EcaEda94"
 
 
 @pytest.fixture(scope="module")
-def capital_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def capital_server(tmp_path_factory: pytest.TempPathFactory, deployment: str) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("capital") / "data"
-    srv = start_server(data_dir)
+    srv = start_server(data_dir, deployment=deployment)
     try:
         yield srv
     finally:

@@ -43,9 +43,9 @@ def client(cls: Any, server: Server, user: dict[str, Any]) -> Any:
 
 
 @pytest.fixture(scope="module")
-def exchange_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def exchange_server(tmp_path_factory: pytest.TempPathFactory, deployment: str) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("ccxt") / "data"
-    srv = start_server(data_dir)
+    srv = start_server(data_dir, deployment=deployment)
     try:
         yield srv
     finally:

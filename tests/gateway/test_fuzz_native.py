@@ -58,9 +58,9 @@ class SignNative(requests.auth.AuthBase):
 
 
 @pytest.fixture(scope="module")
-def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def fuzz_server(tmp_path_factory: pytest.TempPathFactory, deployment: str) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("fuzz") / "data"
-    srv = start_server(data_dir, extra=["--no-rate-limits"])
+    srv = start_server(data_dir, extra=["--no-rate-limits"], deployment=deployment)
     try:
         yield srv
     finally:

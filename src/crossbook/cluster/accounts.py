@@ -57,6 +57,7 @@ _reply_encoder = msgspec.json.Encoder()
 class _Request:
     reply: str
     seqs: list[int]
+    ts: list[int]
     results: list[list[Any] | None]
     remaining: int
 
@@ -270,7 +271,12 @@ class AccountsService:
             await self._forward([f for batch in batches for f in batch.forwards])
             for batch in batches:
                 for request in batch.complete:
-                    reply = SubmitReply(seqs=request.seqs, results=request.results)
+                    reply = SubmitReply(
+                        seqs=request.seqs,
+                        ts=request.ts,
+                        results=request.results,
+                        last_seq=batch.last_seq,
+                    )
                     await publish(request.reply, _reply_encoder.encode(reply))
                 stats = self.stats
                 stats.batches += 1
@@ -296,10 +302,11 @@ class AccountsService:
             return
         self.stats.requests += 1
         stamp = self.sequencer.stamp
-        request = _Request(msg.reply, [], [None] * len(commands), len(commands))
+        request = _Request(msg.reply, [], [], [None] * len(commands), len(commands))
         for index, command in enumerate(commands):
             stamped = stamp(command)
             request.seqs.append(stamped.seq)
+            request.ts.append(stamped.ts)
             inputs.append((stamped, request, index))
         if not commands and msg.reply:
             request.remaining = -1

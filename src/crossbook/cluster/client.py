@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import msgspec
 from nats.aio.client import Client as NATS
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -31,12 +32,19 @@ class AccountsClient:
         self.subject = submit_subject(shard)
         self.timeout = timeout
         self.max_batch = max_batch
-        self._pending: list[tuple[Any, asyncio.Future[tuple[int, list[Any]]]]] = []
+        self._pending: list[tuple[Any, asyncio.Future[tuple[Any, list[Any], int]]]] = []
         self._scheduled = False
 
     async def submit(self, command: Any) -> tuple[int, list[Any]]:
         """(seq, events) of one command, once acknowledged."""
-        future: asyncio.Future[tuple[int, list[Any]]] = asyncio.get_running_loop().create_future()
+        stamped, events, _ = await self.submit_stamped(command)
+        return stamped.seq, events
+
+    async def submit_stamped(self, command: Any) -> tuple[Any, list[Any], int]:
+        """(the command as stamped, its events, the reply's ``last_seq``)."""
+        future: asyncio.Future[tuple[Any, list[Any], int]] = (
+            asyncio.get_running_loop().create_future()
+        )
         self._pending.append((command, future))
         if not self._scheduled:
             self._scheduled = True
@@ -45,7 +53,7 @@ class AccountsClient:
 
     async def submit_many(self, commands: list[Any]) -> list[tuple[int, list[Any]]]:
         """One request for ``commands`` (in this order)."""
-        return await self._request(commands)
+        return [(c.seq, events) for c, events, _ in await self._request(commands)]
 
     def _flush(self) -> None:
         self._scheduled = False
@@ -53,7 +61,9 @@ class AccountsClient:
         for i in range(0, len(pending), self.max_batch):
             asyncio.get_running_loop().create_task(self._send(pending[i : i + self.max_batch]))
 
-    async def _send(self, part: list[tuple[Any, asyncio.Future[tuple[int, list[Any]]]]]) -> None:
+    async def _send(
+        self, part: list[tuple[Any, asyncio.Future[tuple[Any, list[Any], int]]]]
+    ) -> None:
         try:
             results = await self._request([c for c, _ in part])
         except Exception as exc:
@@ -65,7 +75,7 @@ class AccountsClient:
             if not future.done():
                 future.set_result(result)
 
-    async def _request(self, commands: list[Any]) -> list[tuple[int, list[Any]]]:
+    async def _request(self, commands: list[Any]) -> list[tuple[Any, list[Any], int]]:
         try:
             msg = await self.nc.request(
                 self.subject, encode_request(commands), timeout=self.timeout
@@ -75,4 +85,9 @@ class AccountsClient:
         reply = decode_reply(msg.data)
         if reply.error:
             raise SubmitError(reply.error)
-        return [(seq, events or []) for seq, events in zip(reply.seqs, reply.results, strict=True)]
+        return [
+            (msgspec.structs.replace(c, seq=seq, ts=ts), events or [], reply.last_seq)
+            for c, seq, ts, events in zip(
+                commands, reply.seqs, reply.ts, reply.results, strict=True
+            )
+        ]

@@ -85,6 +85,17 @@ def run_engine(
     return _run(main())
 
 
+def run_ledger_writer(nats_url: str, database_url: str, *, shard: int) -> int:
+    from crossbook.cluster.ledger import LedgerWriterService
+
+    async def main() -> int:
+        nc = await _connect(nats_url)
+        service = LedgerWriterService(nc, database_url, shard=shard)
+        return await _serve(service, f"ledger-writer-{shard}")
+
+    return _run(main())
+
+
 def _run(main: Any) -> int:
     try:
         import uvloop

@@ -61,6 +61,13 @@ def _replay(
 
 async def verify_deployment(nc: NATS, config: ExchangeConfig, *, shard: int = 0) -> list[str]:
     """Everything that is wrong (empty: all checks hold). See the module doc."""
+    return (await replay_deployment(nc, config, shard=shard))[0]
+
+
+async def replay_deployment(
+    nc: NATS, config: ExchangeConfig, *, shard: int = 0
+) -> tuple[list[str], AccountsMachine]:
+    """What :func:`verify_deployment` finds, and the accounts as replayed."""
     errors: list[str] = []
     engines: dict[str, MatchingEngine] = {}
     engine_seqs: dict[str, list[int]] = {}
@@ -106,7 +113,7 @@ async def verify_deployment(nc: NATS, config: ExchangeConfig, *, shard: int = 0)
         if any(f"('{s}'," in error for s in config_symbols(config) if s not in books):
             continue
         errors.append(error)
-    return errors
+    return errors, machine
 
 
 def config_symbols(config: ExchangeConfig) -> list[str]:

@@ -29,12 +29,16 @@ _request_encoder = msgspec.json.Encoder()
 
 
 class SubmitReply(msgspec.Struct, omit_defaults=True):
-    """Per command of a request, in order: the seq it was given and its events (the
+    """Per command of a request, in order: the seq and ts it was given and its events (the
     accounts' own, then its engine's events with the settlements they caused), or
     ``error`` for a request that could not be read (nothing of it was applied)."""
 
     seqs: list[int] = msgspec.field(default_factory=list)
+    ts: list[int] = msgspec.field(default_factory=list)
     results: list[list[OutputEvent] | None] = msgspec.field(default_factory=list)
+    last_seq: int = 0
+    """The accounts log holds everything up to here, this request's results included:
+    a reader of the log that has reached it sees their effects (read your writes)."""
     error: str = ""
 
 

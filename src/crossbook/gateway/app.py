@@ -41,12 +41,20 @@ log = structlog.get_logger("crossbook.gateway")
 MARKETDATA_FILE = "marketdata.snap"
 
 
+@dataclass(frozen=True)
+class ClusterSettings:
+    """Where a gateway of the production layout finds the exchange."""
+
+    nats_url: str
+    shard: int = 0
+
+
 @dataclass
 class AppState:
     """Everything the running app holds (``app.state.crossbook``)."""
 
     data_dir: Path
-    runtime: ExchangeRuntime
+    runtime: Any  # ExchangeRuntime, or a ClusterRuntime (same surface)
     gateway: Gateway | None = None
     market_streams: MarketStreams | None = None
     user_streams: UserStreams | None = None
@@ -97,22 +105,46 @@ def create_app(
     fsync: bool = True,
     auth: Any = None,
     rate_limits: RateLimits | None = None,
+    cluster: ClusterSettings | None = None,
 ) -> FastAPI:
+    """The app of the embedded exchange on ``data_dir``; with ``cluster``, a gateway of
+    the production layout instead (the exchange runs in other processes, reached over
+    NATS; SQL history is the ledger writer service's, at ``database_url``)."""
     from crossbook.ledger.db import default_url
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    runtime = ExchangeRuntime(data_dir, config, fsync=fsync)
+    runtime: Any
+    if cluster is None:
+        runtime = ExchangeRuntime(data_dir, config, fsync=fsync)
+    else:
+        from crossbook.cluster.gateway_runtime import ClusterRuntime
+
+        runtime = ClusterRuntime(
+            data_dir, config or ExchangeConfig(), cluster.nats_url, shard=cluster.shard
+        )
     state = AppState(data_dir, runtime)
     url = database_url or default_url(data_dir)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def open_embedded() -> tuple[Any, MarketData]:
         runtime.open()
         assert runtime.service is not None
         projector = LedgerWriterProcess(data_dir, url)
         projector.catch_up(runtime.service.journal)
         projector.start()
-        md = _load_marketdata(data_dir, runtime)
+        return projector, _load_marketdata(data_dir, runtime)
+
+    async def open_cluster() -> tuple[Any, MarketData]:
+        from crossbook.cluster.ledger import LedgerProgress
+
+        md = MarketData(runtime.config.markets)
+        await runtime.open(catch_up=[md.apply])
+        projector = LedgerProgress(runtime.nc, url, shard=runtime.shard)
+        await projector.start()
+        return projector, md
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        projector, md = await (open_embedded() if cluster is None else open_cluster())
         auth_store = auth
         if auth_store is None:
             from crossbook.auth.store import AuthStore
@@ -123,7 +155,8 @@ def create_app(
         users = UserStreams(gw)
         gw.user_streams = users  # type: ignore[attr-defined]
         state.gateway, state.market_streams, state.user_streams = gw, streams, users
-        runtime.subscribe(projector.feed)
+        if cluster is None:
+            runtime.subscribe(projector.feed)
         runtime.subscribe(streams.on_batch)
         runtime.subscribe(users.on_batch)
         install_routes(app, state)
@@ -141,7 +174,8 @@ def create_app(
             await streams.stop()
             await runtime.stop()
             projector.stop()
-            _save_marketdata(data_dir, md, runtime.published_seq)
+            if cluster is None:  # gateways of a cluster rebuild market data from the log
+                _save_marketdata(data_dir, md, runtime.published_seq)
             log.info("exchange stopped", last_seq=runtime.published_seq)
 
     app = FastAPI(

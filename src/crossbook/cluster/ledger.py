@@ -1,0 +1,153 @@
+"""The ledger writer service: the ``accounts-K`` log projected into SQL (PostgreSQL).
+
+A durable pull consumer (explicit acks) delivers the log; the EVENTS records of each
+fetched set are written with :class:`~crossbook.ledger.writer.ProjectionWriter` in one
+database transaction that also records how far the projection got (its progress row,
+keyed by log), and only then are the messages acked. Redeliveries (a crash between
+the write and the acks) fall at or below that progress and are skipped; a write is
+idempotent anyway. After each write the new progress is published on
+:func:`progress_subject`, so that gateways serve history reads once SQL holds what a
+client has seen (read your writes).
+
+The projection's log name is the embedded one (``exchange``): the same tables and the
+same queries serve both deployments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+from nats.aio.client import Client as NATS
+
+from crossbook.bus.consumer import DurableConsumer, Record
+from crossbook.cluster.topology import REQUEST_PREFIX, accounts_log
+from crossbook.domain.codec import events_decoder
+from crossbook.journal.framing import EVENTS
+from crossbook.ledger.db import make_engine, migrate
+from crossbook.ledger.queries import progress
+from crossbook.ledger.writer import ProjectionWriter
+from crossbook.projection import LOG_NAME
+
+
+def progress_subject(shard: int) -> str:
+    return f"{REQUEST_PREFIX}.ledger.{shard}.progress"
+
+
+@dataclass
+class LedgerStats:
+    writes: int = 0
+    records: int = 0
+    last_seq: int = 0
+    recovered: Any = None
+
+
+class LedgerWriterService:
+    def __init__(
+        self, nc: NATS, database_url: str, *, shard: int = 0, batch_max: int = 256
+    ) -> None:
+        self.nc = nc
+        self.url = database_url
+        self.shard = shard
+        self.batch_max = batch_max
+        self.stats = LedgerStats()
+        self._pending: list[tuple[int, list[Any]]] = []
+        self._stop = asyncio.Event()
+
+    async def start(self) -> None:
+        await asyncio.to_thread(migrate, self.url)
+        self.writer = ProjectionWriter(self.url)
+        self.done = (await asyncio.to_thread(progress, self.url)).get(LOG_NAME, 0)
+        self.stats.last_seq = self.done
+        self.consumer = await DurableConsumer.open(
+            self.nc, accounts_log(self.shard), f"ledger-writer-{self.shard}", ack_wait=30.0
+        )
+        await self._announce()
+
+    def position(self) -> tuple[int, int]:
+        return (self.done, EVENTS)
+
+    def apply(self, record: Record) -> None:
+        if record.kind == EVENTS:
+            self._pending.append((record.seq, events_decoder.decode(record.payload)))
+
+    async def _write(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        await asyncio.to_thread(self.writer.write, LOG_NAME, batch)
+        self.done = batch[-1][0]
+        self.stats.writes += 1
+        self.stats.records += len(batch)
+        self.stats.last_seq = self.done
+        await self._announce()
+
+    async def _announce(self) -> None:
+        await self.nc.publish(progress_subject(self.shard), str(self.done).encode())
+
+    async def run(self) -> None:
+        """Project until stopped; then what the log holds so far, so that a deployment
+        stopped in order (writers first) leaves SQL complete."""
+        while not self._stop.is_set():
+            await self.consumer.poll(
+                self, max_messages=self.batch_max, timeout=0.5, commit=self._write
+            )
+        while (
+            await self.consumer.poll(
+                self, max_messages=self.batch_max, timeout=0.5, commit=self._write
+            )
+        ).messages:
+            pass
+
+    async def stop(self) -> None:
+        self._stop.set()
+
+    async def close(self) -> None:
+        await self.consumer.close()
+        with contextlib.suppress(Exception):
+            self.writer.engine.dispose()
+
+
+class LedgerProgress:
+    """How far SQL holds the log, as a gateway sees it (``wait_for``, like the embedded
+    :class:`~crossbook.gateway.projector.LedgerWriterProcess`)."""
+
+    def __init__(self, nc: NATS, database_url: str, *, shard: int = 0) -> None:
+        self.nc = nc
+        self.url = database_url
+        self.shard = shard
+        self.projected_seq = 0
+        self._changed = asyncio.Condition()
+        self.engine = make_engine(database_url)  # history queries read through it
+
+    async def start(self) -> None:
+        self._sub = await self.nc.subscribe(progress_subject(self.shard), cb=self._on_progress)
+        seq = (await asyncio.to_thread(progress, self.url)).get(LOG_NAME, 0)
+        await self._advance(seq)
+
+    async def _on_progress(self, msg: Any) -> None:
+        with contextlib.suppress(ValueError):
+            await self._advance(int(msg.data))
+
+    async def _advance(self, seq: int) -> None:
+        if seq > self.projected_seq:
+            self.projected_seq = seq
+            async with self._changed:
+                self._changed.notify_all()
+
+    async def wait_for(self, seq: int, timeout: float = 5.0) -> None:
+        if self.projected_seq >= seq:
+            return
+        try:
+            async with self._changed:
+                await asyncio.wait_for(
+                    self._changed.wait_for(lambda: self.projected_seq >= seq), timeout
+                )
+        except TimeoutError:
+            raise TimeoutError(f"projection did not reach seq {seq}") from None
+
+    def stop(self) -> None:
+        """The subscription ends with the gateway's connection."""
+        self.engine.dispose()
