@@ -37,6 +37,7 @@ from crossbook.cluster.processes import ServiceProcess, accounts_process, engine
 from crossbook.domain.commands import CancelOrder, PlaceOrder
 from crossbook.domain.enums import Side
 from crossbook.domain.ledger import Deposit
+from crossbook.runtime import tune_gc
 from crossbook.service import load_config
 
 MARKET = "BTCUSDT"
@@ -151,12 +152,20 @@ def run(replicas: int, args: argparse.Namespace) -> dict[str, Any]:
         try:
             for p in processes:
                 p.start()
-            result = asyncio.run(drive(url.split(",")[0], args))
+            result = run_loop(drive(url.split(",")[0], args))
         finally:
             for p in processes:
                 p.stop()
             servers.stop()
     return {"bench": "cluster_pipeline", "replicas": replicas, **result}
+
+
+def run_loop(main: Any) -> Any:
+    """On uvloop, as the gateways run."""
+    import uvloop
+
+    tune_gc()
+    return uvloop.run(main)
 
 
 def main() -> None:

@@ -148,3 +148,32 @@ def test_concurrent_submissions_all_settle_and_balance(
             await deployment.stop_all()
 
     run(main())
+
+
+def test_engine_events_input_encodes_as_the_accounts_service_writes_it() -> None:
+    """The accounts service writes EngineEventsReceived records by splicing the engine's
+    own encoding of its events in; replay decodes them like any other input."""
+    from crossbook.domain.codec import command_decoder, command_encoder
+    from crossbook.domain.enums import CancelReason
+    from crossbook.domain.routing import EngineEventsReceived
+
+    events = [OrderCancelled(7, 8, "BTCUSDT", 7, 1, 'a"b', 5, CancelReason.USER)]
+    payload = command_encoder.encode(events)
+    received = EngineEventsReceived(seq=11, ts=12, market="BTCUSDT", source_seq=7, events=events)
+    spliced = b'["engine_events",%d,%d,%s,%d,%s]' % (
+        11,
+        12,
+        command_encoder.encode("BTCUSDT"),
+        7,
+        payload,
+    )
+    assert spliced == command_encoder.encode(received)
+    assert command_decoder.decode(spliced) == received
+
+
+def test_joined_event_lists_decode_as_one() -> None:
+    from crossbook.cluster.wire import join_events
+
+    assert join_events(b"[]", b"[1]") == b"[1]"
+    assert join_events(b"[1,2]", b"[]") == b"[1,2]"
+    assert join_events(b"[1,2]", b"[3]") == b"[1,2,3]"

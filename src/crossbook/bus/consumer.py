@@ -144,9 +144,8 @@ class DurableConsumer:
         """
         stats = PollStats()
         applied: list[Msg] = []
-        try:
-            msgs = await self._sub.fetch(max_messages, timeout=timeout)
-        except (NatsTimeoutError, TimeoutError):  # nats-py raises either when nothing came
+        msgs = await self._fetch(max_messages, timeout)
+        if not msgs:
             return stats
         for msg in msgs:
             meta = msg.metadata
@@ -179,6 +178,21 @@ class DurableConsumer:
             for msg in applied:
                 await msg.ack()
         return stats
+
+    async def _fetch(self, max_messages: int, timeout: float) -> list[Msg]:
+        """Up to ``max_messages`` messages, as soon as there is one. A JetStream pull
+        request for n messages lingers until n arrived or it expires, so one message
+        is waited for (up to ``timeout``) and then as many more as the server says
+        are pending (stored already, so they come at once)."""
+        try:
+            msgs = await self._sub.fetch(1, timeout=timeout)
+        except (NatsTimeoutError, TimeoutError):  # nats-py raises either when nothing came
+            return []
+        more = min(max_messages - 1, int(msgs[-1].metadata.num_pending or 0))
+        if more > 0:  # already stored: a no-wait request gets them at once
+            with contextlib.suppress(NatsTimeoutError, TimeoutError):
+                msgs += await self._sub.fetch(more, timeout=0.002)
+        return msgs
 
     async def pending(self) -> int:
         """Messages not yet delivered plus delivered but unacknowledged."""

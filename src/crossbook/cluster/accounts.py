@@ -39,7 +39,7 @@ from crossbook.cluster.topology import (
     service_dir,
     submit_subject,
 )
-from crossbook.cluster.wire import SubmitReply, decode_request
+from crossbook.cluster.wire import decode_request, encode_error, encode_reply, join_events
 from crossbook.domain.codec import command_encoder, events_decoder
 from crossbook.domain.routing import EngineEventsReceived
 from crossbook.exchange.core import ExchangeConfig
@@ -50,7 +50,6 @@ from crossbook.service import Sequencer
 
 log = logging.getLogger(__name__)
 
-_reply_encoder = msgspec.json.Encoder()
 
 
 @dataclass
@@ -58,7 +57,7 @@ class _Request:
     reply: str
     seqs: list[int]
     ts: list[int]
-    results: list[list[Any] | None]
+    results: list[bytes | None]  # each command's events, encoded
     remaining: int
 
 
@@ -112,7 +111,7 @@ class AccountsService:
         self.snapshots = SnapshotStore(service_dir(data_dir, accounts_log(shard)) / "snapshots")
         self.stats = AccountsStats()
         self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        self._waiting: dict[int, tuple[_Request, int, list[Any]]] = {}
+        self._waiting: dict[int, tuple[_Request, int, bytes]] = {}
         self._batches: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=64)
         self._tasks: list[asyncio.Task[None]] = []
         self._since_snapshot = 0
@@ -197,45 +196,54 @@ class AccountsService:
 
     def _compute(self, items: list[tuple[str, Any]]) -> _Batch | None:
         stamp = self.sequencer.stamp
-        inputs: list[tuple[Any, _Request | None, int]] = []
+        encode = command_encoder.encode
+        # (command, its encoding if known, request and index, or None for engine events)
+        inputs: list[tuple[Any, bytes | None, _Request | None, int]] = []
         for kind, value in items:
             if kind == "submit":
                 self._accept(value, inputs)
             elif kind == "events":
                 market, records = value
+                quoted = encode(market)
                 for _kind, seq, payload in records:
-                    received = EngineEventsReceived(
-                        seq=0, ts=0, market=market, source_seq=seq,
-                        events=events_decoder.decode(payload),
+                    received = stamp(
+                        EngineEventsReceived(
+                            seq=0, ts=0, market=market, source_seq=seq,
+                            events=events_decoder.decode(payload),
+                        )
                     )  # fmt: skip
-                    inputs.append((stamp(received), None, 0))
+                    # its encoding, with the engine's events as the engine wrote them
+                    raw = b'["engine_events",%d,%d,%s,%d,%s]' % (
+                        received.seq, received.ts, quoted, seq, payload,
+                    )  # fmt: skip
+                    inputs.append((received, raw, None, 0))
             elif kind == "stop":
                 self._stopping = True
         if not inputs:
             return None
         route = self.machine.route
-        encode = command_encoder.encode
         waiting = self._waiting
         batch = _Batch()
         records = batch.records
         complete = batch.complete
-        for command, request, index in inputs:
+        for command, known, request, index in inputs:
             seq = command.seq
-            records.append((COMMAND, seq, encode(command)))
+            records.append((COMMAND, seq, known or encode(command)))
             events, forward = route(command)
-            records.append((EVENTS, seq, encode(events)))
+            encoded = encode(events)
+            records.append((EVENTS, seq, encoded))
             if request is None:  # engine events came back
                 batch.settled += 1
                 entry = waiting.pop(command.source_seq, None)
                 if entry is None:
                     continue
                 request, index, before = entry
-                events = before + events
+                encoded = join_events(before, encoded)
             elif forward is not None:
                 batch.forwards.append(forward)
-                waiting[seq] = (request, index, events)
+                waiting[seq] = (request, index, encoded)
                 continue
-            request.results[index] = events
+            request.results[index] = encoded
             request.remaining -= 1
             if request.remaining == 0:
                 complete.append(request)
@@ -271,13 +279,13 @@ class AccountsService:
             await self._forward([f for batch in batches for f in batch.forwards])
             for batch in batches:
                 for request in batch.complete:
-                    reply = SubmitReply(
-                        seqs=request.seqs,
-                        ts=request.ts,
-                        results=request.results,
-                        last_seq=batch.last_seq,
+                    reply = encode_reply(
+                        request.seqs,
+                        request.ts,
+                        request.results,  # type: ignore[arg-type]  # all set once complete
+                        batch.last_seq,
                     )
-                    await publish(request.reply, _reply_encoder.encode(reply))
+                    await publish(request.reply, reply)
                 stats = self.stats
                 stats.batches += 1
                 stats.inputs += batch.inputs
@@ -290,15 +298,15 @@ class AccountsService:
             if ending:
                 return
 
-    def _accept(self, msg: Msg, inputs: list[tuple[Any, _Request | None, int]]) -> None:
+    def _accept(
+        self, msg: Msg, inputs: list[tuple[Any, bytes | None, _Request | None, int]]
+    ) -> None:
         try:
             commands = decode_request(msg.data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            reply = SubmitReply(error=f"bad request: {exc}")
             if msg.reply:
-                asyncio.get_running_loop().create_task(
-                    self.nc.publish(msg.reply, _reply_encoder.encode(reply))
-                )
+                reply = encode_error(f"bad request: {exc}")
+                asyncio.get_running_loop().create_task(self.nc.publish(msg.reply, reply))
             return
         self.stats.requests += 1
         stamp = self.sequencer.stamp
@@ -307,11 +315,11 @@ class AccountsService:
             stamped = stamp(command)
             request.seqs.append(stamped.seq)
             request.ts.append(stamped.ts)
-            inputs.append((stamped, request, index))
+            inputs.append((stamped, None, request, index))
         if not commands and msg.reply:
             request.remaining = -1
             asyncio.get_running_loop().create_task(
-                self.nc.publish(msg.reply, _reply_encoder.encode(SubmitReply(seqs=[], results=[])))
+                self.nc.publish(msg.reply, encode_reply([], [], [], self.machine.last_seq))
             )
 
     async def _forward(self, forwards: list[EngineCommand]) -> None:

@@ -19,6 +19,7 @@ import nats
 
 from crossbook.cluster.accounts import AccountsService
 from crossbook.cluster.engine import EngineService
+from crossbook.runtime import tune_gc
 from crossbook.service import load_config
 
 
@@ -31,6 +32,7 @@ async def _connect(url: str) -> Any:
 async def _serve(service: Any, name: str) -> int:
     loop = asyncio.get_running_loop()
     await service.start()
+    tune_gc()  # recovered state out of the collector's way: fewer, shorter pauses
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: loop.create_task(service.stop()))
     recovered = service.stats.recovered

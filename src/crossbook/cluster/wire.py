@@ -42,7 +42,37 @@ class SubmitReply(msgspec.Struct, omit_defaults=True):
     error: str = ""
 
 
+class _RawReply(msgspec.Struct):
+    """:class:`SubmitReply` as the accounts service writes it: each result is the
+    JSON its log holds already (no second encoding)."""
+
+    seqs: list[int]
+    ts: list[int]
+    results: list[msgspec.Raw]
+    last_seq: int
+
+
 _reply_decoder = msgspec.json.Decoder(SubmitReply)
+_reply_encoder = msgspec.json.Encoder()
+
+
+def encode_reply(seqs: list[int], ts: list[int], results: list[bytes], last_seq: int) -> bytes:
+    """A :class:`SubmitReply` from each command's events, already encoded."""
+    raw = [msgspec.Raw(r) for r in results]
+    return _reply_encoder.encode(_RawReply(seqs, ts, raw, last_seq))
+
+
+def encode_error(error: str) -> bytes:
+    return _reply_encoder.encode(SubmitReply(error=error))
+
+
+def join_events(first: bytes, second: bytes) -> bytes:
+    """Two encoded event lists as one (``[a, b] + [c]`` -> ``[a, b, c]``)."""
+    if first == b"[]":
+        return second
+    if second == b"[]":
+        return first
+    return first[:-1] + b"," + second[1:]
 
 
 def encode_request(commands: list[Any]) -> bytes:
