@@ -152,6 +152,14 @@ SnapshotEveryOption = Annotated[
         "--snapshot-every", envvar="CROSSBOOK_SNAPSHOT_EVERY", help="Inputs per snapshot."
     ),
 ]
+MetricsPortOption = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        envvar="CROSSBOOK_METRICS_PORT",
+        help="Serve /healthz and /metrics (Prometheus) on 127.0.0.1:PORT (0: any free port).",
+    ),
+]
 ReplicasOption = Annotated[
     int,
     typer.Option(
@@ -167,6 +175,7 @@ def service_accounts(
     shard: Annotated[int, typer.Option("--shard", envvar="CROSSBOOK_SHARD")] = 0,
     replicas: ReplicasOption = 1,
     snapshot_every: SnapshotEveryOption = 200_000,
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """The accounts service of one shard: holds, settlement, fees, the ledger's source."""
     from crossbook.cluster.runner import run_accounts
@@ -177,7 +186,7 @@ def service_accounts(
     raise typer.Exit(
         run_accounts(
             data_dir.resolve(), nats_url, shard=shard, replicas=replicas,
-            snapshot_every=snapshot_every,
+            snapshot_every=snapshot_every, metrics_port=metrics_port,
         )
     )  # fmt: skip
 
@@ -189,6 +198,7 @@ def service_engine(
     nats_url: NatsUrlOption = "nats://127.0.0.1:4222",
     replicas: ReplicasOption = 1,
     snapshot_every: SnapshotEveryOption = 200_000,
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """The matching engine of one market."""
     from crossbook.cluster.runner import run_engine
@@ -196,7 +206,7 @@ def service_engine(
     raise typer.Exit(
         run_engine(
             data_dir.resolve(), nats_url, market=market, replicas=replicas,
-            snapshot_every=snapshot_every,
+            snapshot_every=snapshot_every, metrics_port=metrics_port,
         )
     )  # fmt: skip
 
@@ -273,11 +283,14 @@ def service_ledger_writer(
     data_dir: DataDirOption = Path("data"),
     nats_url: NatsUrlOption = "nats://127.0.0.1:4222",
     shard: Annotated[int, typer.Option("--shard", envvar="CROSSBOOK_SHARD")] = 0,
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Projects an accounts log into SQL (history, audit, reconciliation)."""
     from crossbook.cluster.runner import run_ledger_writer
 
-    raise typer.Exit(run_ledger_writer(nats_url, database_url, shard=shard))
+    raise typer.Exit(
+        run_ledger_writer(nats_url, database_url, shard=shard, metrics_port=metrics_port)
+    )
 
 
 @app.command()

@@ -90,6 +90,8 @@ class DurableConsumer:
         self.durable = durable
         self.ack_wait = ack_wait
         self._next = next_stream_seq  # the message to apply next, in stream order
+        self.last_pending = 0
+        """Messages the server still held for this consumer at the last fetch."""
 
     @classmethod
     async def open(
@@ -188,7 +190,9 @@ class DurableConsumer:
             msgs = await self._sub.fetch(1, timeout=timeout)
         except (NatsTimeoutError, TimeoutError):  # nats-py raises either when nothing came
             return []
-        more = min(max_messages - 1, int(msgs[-1].metadata.num_pending or 0))
+        pending = int(msgs[-1].metadata.num_pending or 0)
+        more = min(max_messages - 1, pending)
+        self.last_pending = pending - more
         if more > 0:  # already stored: a no-wait request gets them at once
             with contextlib.suppress(NatsTimeoutError, TimeoutError):
                 msgs += await self._sub.fetch(more, timeout=0.002)

@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from nats.aio.msg import Msg
 
 from crossbook.accounts.core import EngineCommand
 from crossbook.bus.jetstream import JetStreamLog
+from crossbook.cluster.health import metrics_of
 from crossbook.cluster.recovery import Recovered, commit_until_durable, replay_log
 from crossbook.cluster.topology import (
     accounts_log,
@@ -49,7 +52,6 @@ from crossbook.journal.snapshots import SnapshotStore
 from crossbook.service import Sequencer
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -116,6 +118,8 @@ class AccountsService:
         self._tasks: list[asyncio.Task[None]] = []
         self._since_snapshot = 0
         self._stopping = False
+        self._running = False
+        self.on_commit: Callable[[float], None] | None = None
 
     async def start(self) -> None:
         nc = self.nc
@@ -154,6 +158,17 @@ class AccountsService:
             self._tasks.append(asyncio.create_task(self._follow_engine(market)))
         self._sub = await nc.subscribe(submit_subject(self.shard), cb=self._on_request)
 
+    def metrics(self) -> dict[str, float]:
+        return metrics_of(
+            self.stats,
+            queue_depth=self._inbox.qsize() + self._batches.qsize(),
+            lag=len(self._waiting),
+        )
+
+    @property
+    def healthy(self) -> bool:
+        return self._running
+
     async def _on_request(self, msg: Msg) -> None:
         self._inbox.put_nowait(("submit", msg))
 
@@ -171,6 +186,7 @@ class AccountsService:
         up, then forwards their orders and sends their replies."""
         committer = asyncio.create_task(self._commit_batches())
         inbox = self._inbox
+        self._running = True
         try:
             while not self._stopping:
                 getter = asyncio.ensure_future(inbox.get())
@@ -191,6 +207,7 @@ class AccountsService:
                 await self._batches.put(None)  # drain, then end
             await committer  # raises the committer's error, if any
         finally:
+            self._running = False
             committer.cancel()
         await self._snapshot()
 
@@ -275,7 +292,10 @@ class AccountsService:
             for batch in batches:
                 for record in batch.records:
                     append(*record)
+            started = time.perf_counter()
             await commit_until_durable(self.log)
+            if self.on_commit is not None:
+                self.on_commit(time.perf_counter() - started)
             await self._forward([f for batch in batches for f in batch.forwards])
             for batch in batches:
                 for request in batch.complete:

@@ -89,7 +89,12 @@ class LocalCluster:
 
     def _start_services(self, timeout: float) -> None:
         url, every = self.nats_url, self.snapshot_every
-        common = {"replicas": self.replicas, "snapshot_every": every, "log_dir": self.log_dir}
+        common = {
+            "replicas": self.replicas,
+            "snapshot_every": every,
+            "log_dir": self.log_dir,
+            "metrics_port": 0,
+        }
         for market in self.config.markets:
             self._launch(engine_process(market.symbol, self.data_dir, url, **common), timeout)  # type: ignore[arg-type]
         self._launch(accounts_process(self.data_dir, url, **common), timeout)  # type: ignore[arg-type]
@@ -97,7 +102,7 @@ class LocalCluster:
             ServiceProcess(
                 "ledger-writer-0",
                 ["ledger-writer", "--data-dir", str(self.data_dir), "--nats-url", url,
-                 "--database-url", self.database_url],
+                 "--database-url", self.database_url, "--metrics-port", "0"],
                 log_dir=self.log_dir,
             ),
             timeout,
@@ -160,7 +165,10 @@ def describe(cluster: LocalCluster) -> str:
     lines += [f"  gateway: {u}" for u in cluster.urls()]
     lines.append(f"  NATS: {cluster.nats_url}")
     lines.append(f"  PostgreSQL: {cluster.database_url}")
-    lines += [f"  {p.name}: pid {p.pid}, log {p.log_file}" for p in cluster.processes]
+    for p in cluster.processes:
+        metrics = p.ready.get("metrics_port")
+        health = f", health and metrics on 127.0.0.1:{metrics}" if metrics else ""
+        lines.append(f"  {p.name}: pid {p.pid}{health}, log {p.log_file}")
     return "\n".join(lines)
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from nats.aio.client import Client as NATS
 
 from crossbook.bus.consumer import DurableConsumer, Record
 from crossbook.bus.jetstream import JetStreamLog
+from crossbook.cluster.health import metrics_of
 from crossbook.cluster.recovery import Recovered, commit_until_durable, replay_log
 from crossbook.cluster.topology import engine_log, orders_log, service_dir
 from crossbook.domain.codec import command_decoder, command_encoder
@@ -65,6 +68,8 @@ class EngineService:
         self.stats = EngineStats()
         self._since_snapshot = 0
         self._stop = asyncio.Event()
+        self._running = False
+        self.on_commit: Callable[[float], None] | None = None
 
     async def start(self) -> None:
         symbol = self.market.symbol
@@ -106,7 +111,10 @@ class EngineService:
         self.stats.commands += 1
 
     async def _commit(self) -> None:
+        started = time.perf_counter()
         await commit_until_durable(self.log)
+        if self.on_commit is not None:
+            self.on_commit(time.perf_counter() - started)
         self.stats.batches += 1
         self.stats.last_seq = self.engine.last_seq
 
@@ -114,6 +122,14 @@ class EngineService:
 
     async def run(self) -> None:
         """Consume until :meth:`stop`; then take a snapshot."""
+        self._running = True
+        try:
+            await self._consume()
+        finally:
+            self._running = False
+        await self._snapshot()
+
+    async def _consume(self) -> None:
         while not self._stop.is_set():
             before = self.stats.commands
             stats = await self.consumer.poll(
@@ -123,7 +139,18 @@ class EngineService:
             self._since_snapshot += self.stats.commands - before
             if self._since_snapshot >= self.snapshot_every:
                 await self._snapshot()
-        await self._snapshot()
+
+    def metrics(self) -> dict[str, float]:
+        return metrics_of(
+            self.stats,
+            inputs=float(self.stats.commands),
+            queue_depth=0.0,
+            lag=float(self.consumer.last_pending),
+        )
+
+    @property
+    def healthy(self) -> bool:
+        return self._running
 
     async def _snapshot(self) -> None:
         if self._since_snapshot == 0:

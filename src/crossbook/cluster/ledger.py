@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from nats.aio.client import Client as NATS
 
 from crossbook.bus.consumer import DurableConsumer, Record
+from crossbook.cluster.health import metrics_of
 from crossbook.cluster.topology import REQUEST_PREFIX, accounts_log
 from crossbook.domain.codec import events_decoder
 from crossbook.journal.framing import EVENTS
@@ -55,6 +58,8 @@ class LedgerWriterService:
         self.stats = LedgerStats()
         self._pending: list[tuple[int, list[Any]]] = []
         self._stop = asyncio.Event()
+        self._running = False
+        self.on_commit: Callable[[float], None] | None = None
 
     async def start(self) -> None:
         await asyncio.to_thread(migrate, self.url)
@@ -77,7 +82,10 @@ class LedgerWriterService:
         if not self._pending:
             return
         batch, self._pending = self._pending, []
+        started = time.perf_counter()
         await asyncio.to_thread(self.writer.write, LOG_NAME, batch)
+        if self.on_commit is not None:
+            self.on_commit(time.perf_counter() - started)
         self.done = batch[-1][0]
         self.stats.writes += 1
         self.stats.records += len(batch)
@@ -90,6 +98,27 @@ class LedgerWriterService:
     async def run(self) -> None:
         """Project until stopped; then what the log holds so far, so that a deployment
         stopped in order (writers first) leaves SQL complete."""
+        self._running = True
+        try:
+            await self._project()
+        finally:
+            self._running = False
+
+    def metrics(self) -> dict[str, float]:
+        stats = self.stats
+        return metrics_of(
+            stats,
+            inputs=float(stats.records),
+            batches=float(stats.writes),
+            queue_depth=float(len(self._pending)),
+            lag=float(self.consumer.last_pending),
+        )
+
+    @property
+    def healthy(self) -> bool:
+        return self._running
+
+    async def _project(self) -> None:
         while not self._stop.is_set():
             await self.consumer.poll(
                 self, max_messages=self.batch_max, timeout=0.5, commit=self._write

@@ -104,11 +104,13 @@ class ServiceProcess:
 def engine_process(
     market: str, data_dir: Path, nats_url: str, *, replicas: int = 1,
     snapshot_every: int = 200_000, log_dir: Path | None = None,
+    metrics_port: int | None = None,
 ) -> ServiceProcess:  # fmt: skip
     return ServiceProcess(
         f"engine-{market}",
         ["engine", "--market", market, "--data-dir", str(data_dir), "--nats-url", nats_url,
-         "--replicas", str(replicas), "--snapshot-every", str(snapshot_every)],
+         "--replicas", str(replicas), "--snapshot-every", str(snapshot_every),
+         *_metrics(metrics_port)],
         log_dir=log_dir or data_dir / "logs",
     )  # fmt: skip
 
@@ -116,10 +118,16 @@ def engine_process(
 def accounts_process(
     data_dir: Path, nats_url: str, *, shard: int = 0, replicas: int = 1,
     snapshot_every: int = 200_000, log_dir: Path | None = None,
+    metrics_port: int | None = None,
 ) -> ServiceProcess:  # fmt: skip
     return ServiceProcess(
         f"accounts-{shard}",
         ["accounts", "--shard", str(shard), "--data-dir", str(data_dir), "--nats-url", nats_url,
-         "--replicas", str(replicas), "--snapshot-every", str(snapshot_every)],
+         "--replicas", str(replicas), "--snapshot-every", str(snapshot_every),
+         *_metrics(metrics_port)],
         log_dir=log_dir or data_dir / "logs",
     )  # fmt: skip
+
+
+def _metrics(port: int | None) -> list[str]:
+    return [] if port is None else ["--metrics-port", str(port)]
