@@ -9,8 +9,11 @@ every owner. The items are then written with ``ProjectionWriter.write`` in batch
 timed. The PostgreSQL server is private (temporary directory, free loopback port,
 ``fsync`` on unless ``--no-fsync``) and stopped at the end.
 
-Prints one JSON line per backend: ``backend``, ``events``, ``items``, ``projection_rows``,
-``seconds``, ``projection_rows_per_s``, ``events_per_s``, ``items_per_s``, ``batch``.
+Prints one JSON line per backend: ``backend``, ``events``, ``items`` (= commands),
+``projection_rows``, ``seconds``, ``projection_rows_per_s``, ``events_per_s``,
+``items_per_s``, ``batch``, ``writer_cpu_s`` (CPU time of this process during the writes)
+and, on PostgreSQL, ``server_cpu_s`` (CPU time of the server process serving the writer's
+connection: the two run on different cores).
 
 Usage: python bench/projection_bench.py [--events 200000] [--batch 1000]
        [--backend sqlite|postgresql|both] [--no-fsync]
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -28,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -79,15 +84,29 @@ def build_items(n_events: int, *, owners: int = 200, seed: int = 7) -> list[Item
         n_commands *= 2
 
 
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(url: str, backend: str, items: list[Item], batch: int) -> dict[str, Any]:
     migrate(url)
     events = sum(len(e) for _, e in items)
     rows = 0
     with ProjectionWriter(url) as writer:
+        server = None  # the PostgreSQL backend of the writer's (pooled, reused) connection
+        if backend == "postgresql":
+            with writer.engine.connect() as conn:
+                server = int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        server_cpu = _process_cpu(server) if server else 0.0
+        cpu = time.process_time()
         start = time.perf_counter()
         for i in range(0, len(items), batch):
             rows += writer.write(LOG, items[i : i + batch]).rows
         seconds = time.perf_counter() - start
+        cpu = time.process_time() - cpu
+        server_cpu = _process_cpu(server) - server_cpu if server else 0.0
         assert writer.last_seq(LOG) == items[-1][0]
     return {
         "backend": backend,
@@ -99,6 +118,8 @@ def run(url: str, backend: str, items: list[Item], batch: int) -> dict[str, Any]
         "events_per_s": round(events / seconds),
         "items_per_s": round(len(items) / seconds),
         "batch": batch,
+        "writer_cpu_s": round(cpu, 3),
+        **({"server_cpu_s": round(server_cpu, 3)} if server else {}),
     }
 
 

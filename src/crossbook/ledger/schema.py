@@ -25,7 +25,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     Dialect,
-    ForeignKey,
     Index,
     MetaData,
     Numeric,
@@ -105,13 +104,9 @@ ledger_transactions = Table(
 ledger_postings = Table(
     "ledger_postings",
     metadata,
-    Column(
-        "tx_id",
-        BigInteger,
-        ForeignKey("ledger_transactions.tx_id", name="fk_ledger_postings_tx_id"),
-        primary_key=True,
-        autoincrement=False,
-    ),
+    # no foreign key to ledger_transactions (dropped by migration 0003): the writer
+    # inserts a transaction's postings with its row, from the same event
+    Column("tx_id", BigInteger, primary_key=True, autoincrement=False),
     Column("n", BigInteger, primary_key=True, autoincrement=False),
     Column("account", String, nullable=False),
     Column("asset", String, nullable=False),
@@ -156,7 +151,10 @@ orders = Table(
     Column("created_ts", BigInteger, nullable=False),
     Column("updated_ts", BigInteger, nullable=False),
     Index("ix_orders_owner_market", "owner", "market"),
-    Index("ix_orders_status", "status"),
+    # no index on status (dropped by migration 0003): nearly every change of an order
+    # changes it, and it kept PostgreSQL from updating rows in place (HOT, for which
+    # pages also keep room for a new version of their rows: fillfactor 70)
+    postgresql_with={"fillfactor": "70"},
 )
 """The latest state of each order (see :mod:`crossbook.ledger.writer` for the status
 mapping). ``filled`` is in base minor units; ``filled_quote_scaled`` is
