@@ -30,6 +30,8 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+METRICS_TYPE = "text/plain; version=0.0.4"
+
 
 class Observable(Protocol):
     """What a service offers the metrics endpoint."""
@@ -84,6 +86,16 @@ class Health:
     def observe_commit(self, seconds: float) -> None:
         self._commits.observe(seconds)
 
+    def render_metrics(self) -> bytes:
+        """The Prometheus text format."""
+        return bytes(generate_latest(self.registry))
+
+    def render_health(self) -> tuple[int, bytes]:
+        """(HTTP status, JSON body): 200 while healthy, else 503."""
+        healthy = self.service.healthy
+        body = {"service": self.name, "healthy": healthy, **self.service.metrics()}
+        return (200 if healthy else 503), json.dumps(body).encode()
+
     async def serve(self, host: str, port: int) -> int:
         """Listen on ``host:port`` (0: any free port); returns the port."""
         self._server = await asyncio.start_server(self._handle, host, port)
@@ -97,16 +109,10 @@ class Health:
             parts = request.split()
             path = parts[1].decode() if len(parts) > 1 else ""
             if path == "/metrics":
-                status, ctype, body = (
-                    200,
-                    "text/plain; version=0.0.4",
-                    generate_latest(self.registry),
-                )
+                status, ctype, body = 200, METRICS_TYPE, self.render_metrics()
             elif path == "/healthz":
-                healthy = self.service.healthy
-                status, ctype = (200 if healthy else 503), "application/json"
-                body = json.dumps({"service": self.name, "healthy": healthy,
-                                   **self.service.metrics()}).encode()  # fmt: skip
+                status, body = self.render_health()
+                ctype = "application/json"
             else:
                 status, ctype, body = 404, "text/plain", b"not found\n"
             reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]

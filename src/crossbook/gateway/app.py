@@ -21,7 +21,7 @@ from starlette.routing import Route, Router, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from crossbook.exchange.core import ExchangeConfig
-from crossbook.gateway import binance_rest, marketdata_rest, native_api
+from crossbook.gateway import binance_rest, health, marketdata_rest, native_api
 from crossbook.gateway.context import Gateway, HistoryUnavailable
 from crossbook.gateway.projector import LedgerWriterProcess
 from crossbook.gateway.ratelimit import RateLimitMiddleware, RateLimits
@@ -312,6 +312,7 @@ def install_routes(app: FastAPI, state: AppState) -> None:
         await serve_native(ws, gw, streams, users)
 
     app.router.routes.append(WebSocketRoute("/v1/ws", ws_native))
+    app.router.routes.extend(health.routes(state))
 
     fast.routes.extend(
         [
