@@ -308,6 +308,13 @@ def cluster(
         int, typer.Option("--replicas", help="1: one nats-server; 3: a three-node cluster.")
     ] = 1,
     gateways: Annotated[int, typer.Option("--gateways", help="Gateway processes.")] = 1,
+    pg_standby: Annotated[
+        bool,
+        typer.Option(
+            "--pg-standby/--no-pg-standby",
+            help="PostgreSQL as a primary with a synchronous standby (promotable).",
+        ),
+    ] = False,
     rate_limits: Annotated[
         bool, typer.Option("--rate-limits/--no-rate-limits", help="Request weight limits.")
     ] = True,
@@ -329,7 +336,7 @@ def cluster(
     deployment = LocalCluster(
         data_dir.resolve(), port=port, host=host, replicas=replicas, gateways=gateways,
         demo=demo, market_maker=market_maker, rate_limits=rate_limits,
-        orders_per_second=orders_per_second,
+        orders_per_second=orders_per_second, pg_standby=pg_standby,
     )  # fmt: skip
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

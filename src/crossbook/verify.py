@@ -81,7 +81,8 @@ def verify_cluster(data_dir: Path, report: Report) -> Report:
     from crossbook.cluster.deploy import LocalCluster
     from crossbook.cluster.verify import replay_deployment
 
-    deployment = LocalCluster(data_dir).start_servers()
+    replicated = (data_dir / "postgres-replicated").is_dir()
+    deployment = LocalCluster(data_dir, pg_standby=replicated).start_servers()
     try:
 
         async def replay() -> tuple[list[str], Any]:

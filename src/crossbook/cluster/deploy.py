@@ -5,6 +5,9 @@ Everything lives under the data dir and is stopped on exit:
 - ``nats/``: a private nats-server with JetStream (or ``--replicas 3``: three clustered
   nodes, streams created with three replicas);
 - ``postgres/``: a private PostgreSQL (kept across restarts), database ``crossbook``;
+  or with ``--pg-standby`` a primary and a synchronous standby
+  (``synchronous_commit=remote_apply``), reached through a multi-host DSN, so that the
+  standby can be promoted when the primary is lost (:mod:`crossbook.infra.postgres`);
 - one ``engine`` process per market, the ``accounts`` process (shard 0), the
   ``ledger-writer`` and ``--gateways`` gateway processes, the first on ``--port`` and
   the next on the ports after it. Their logs are in ``logs/``.
@@ -25,7 +28,12 @@ import psycopg
 from crossbook.bus.server import NatsCluster, NatsServer
 from crossbook.cluster.processes import ServiceProcess, accounts_process, engine_process
 from crossbook.exchange.core import ExchangeConfig
-from crossbook.infra.postgres import PostgresServer, start_postgres, stop_postgres
+from crossbook.infra.postgres import (
+    PostgresReplicaSet,
+    PostgresServer,
+    start_postgres,
+    stop_postgres,
+)
 from crossbook.service import load_config
 
 DATABASE = "crossbook"
@@ -43,9 +51,10 @@ class LocalCluster:
     rate_limits: bool = True
     orders_per_second: int = 50
     snapshot_every: int = 200_000
+    pg_standby: bool = False
     config: ExchangeConfig = field(init=False)
     nats: NatsServer | NatsCluster | None = None
-    postgres: PostgresServer | None = None
+    postgres: PostgresServer | PostgresReplicaSet | None = None
     processes: list[ServiceProcess] = field(default_factory=list)
 
     @property
@@ -83,9 +92,17 @@ class LocalCluster:
             self.nats = NatsServer(self.data_dir / "nats" / "js").start()
         else:
             self.nats = NatsCluster(self.data_dir / "nats", size=self.replicas).start()
-        self.postgres = start_postgres(base_dir=self.data_dir / "postgres", fsync=True)
-        with contextlib.suppress(psycopg.errors.DuplicateDatabase):
-            self.postgres.create_database(DATABASE)
+        if self.pg_standby:
+            replica_set = PostgresReplicaSet(self.data_dir / "postgres-replicated")
+            self.postgres = replica_set
+            replica_set.start()
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                replica_set.primary.create_database(DATABASE)
+        else:
+            server = start_postgres(base_dir=self.data_dir / "postgres", fsync=True)
+            self.postgres = server
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                server.create_database(DATABASE)
 
     def _start_services(self, timeout: float) -> None:
         url, every = self.nats_url, self.snapshot_every
@@ -148,9 +165,11 @@ class LocalCluster:
             if code not in (0, None):
                 problems.append(f"{process.name} exited with {code} (log: {process.log_file})")
         self.processes.clear()
-        if self.postgres is not None:
+        if isinstance(self.postgres, PostgresReplicaSet):
+            self.postgres.stop()
+        elif self.postgres is not None:
             stop_postgres(self.postgres)
-            self.postgres = None
+        self.postgres = None
         if self.nats is not None:
             self.nats.stop()
             self.nats = None

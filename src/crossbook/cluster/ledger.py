@@ -22,7 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from nats.aio.client import Client as NATS
+from sqlalchemy.exc import OperationalError
 
 from crossbook.bus.consumer import DurableConsumer, Record
 from crossbook.cluster.health import metrics_of
@@ -33,6 +35,8 @@ from crossbook.ledger.db import make_engine, migrate
 from crossbook.ledger.queries import progress
 from crossbook.ledger.writer import ProjectionWriter
 from crossbook.projection import LOG_NAME
+
+log = structlog.get_logger("crossbook.cluster.ledger")
 
 
 def progress_subject(shard: int) -> str:
@@ -49,12 +53,19 @@ class LedgerStats:
 
 class LedgerWriterService:
     def __init__(
-        self, nc: NATS, database_url: str, *, shard: int = 0, batch_max: int = 256
+        self,
+        nc: NATS,
+        database_url: str,
+        *,
+        shard: int = 0,
+        batch_max: int = 256,
+        retry_seconds: float = 60.0,
     ) -> None:
         self.nc = nc
         self.url = database_url
         self.shard = shard
         self.batch_max = batch_max
+        self.retry_seconds = retry_seconds
         self.stats = LedgerStats()
         self._pending: list[tuple[int, list[Any]]] = []
         self._stop = asyncio.Event()
@@ -83,7 +94,7 @@ class LedgerWriterService:
             return
         batch, self._pending = self._pending, []
         started = time.perf_counter()
-        await asyncio.to_thread(self.writer.write, LOG_NAME, batch)
+        await self._write_retrying(batch)
         if self.on_commit is not None:
             self.on_commit(time.perf_counter() - started)
         self.done = batch[-1][0]
@@ -91,6 +102,23 @@ class LedgerWriterService:
         self.stats.records += len(batch)
         self.stats.last_seq = self.done
         await self._announce()
+
+    async def _write_retrying(self, batch: list[tuple[int, list[Any]]]) -> None:
+        """One write, retried while the database is unreachable (a primary lost and its
+        standby being promoted: the multi-host DSN reaches the new primary once it
+        accepts writes), for about ``retry_seconds``. A write is all or nothing and
+        idempotent, so a retry after an unknown outcome writes nothing twice."""
+        deadline = time.monotonic() + self.retry_seconds
+        while True:
+            try:
+                await asyncio.to_thread(self.writer.write, LOG_NAME, batch)
+                return
+            except OperationalError as exc:
+                if time.monotonic() >= deadline:
+                    raise
+                log.warning("ledger write failed; retrying", error=str(exc).splitlines()[0])
+                self.writer.engine.dispose()  # drop connections to the lost server
+                await asyncio.sleep(0.5)
 
     async def _announce(self) -> None:
         await self.nc.publish(progress_subject(self.shard), str(self.done).encode())
