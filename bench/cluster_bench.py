@@ -10,7 +10,8 @@ are settled in the accounts log (so the latency covers four JetStream commits).
 Two phases per replica count:
 
 - ``max``: closed loop with ``--window`` commands in flight: throughput and latency;
-- ``half``: open loop at half the measured throughput for ``--seconds``: latency.
+- ``half_load``: open loop at half the measured throughput for ``--seconds``: latency;
+- ``fixed_rate``: the same at ``--rate`` commands/s (10,000 by default).
 
 The mix on one market: 80% limit orders crossing around one price (most fill, some
 rest), 20% cancels by client order id. Prints one JSON line per replica count.
@@ -125,10 +126,16 @@ async def drive(url: str, args: argparse.Namespace) -> dict[str, Any]:
         )  # fmt: skip
         await closed_loop(client, commands(5_000, 0), args.window)  # warm-up
         top = await closed_loop(client, commands(args.orders, 10_000), args.window)
-        n_half = int(top["commands_per_s"] / 2 * args.seconds)
-        half = await open_loop(client, commands(n_half, 10_000 + args.orders),
-                               top["commands_per_s"] / 2)  # fmt: skip
-        return {"max": top, "half_load": half}
+        out: dict[str, Any] = {"max": top}
+        start = 10_000 + args.orders
+        rates = {"half_load": top["commands_per_s"] / 2}
+        if args.rate:
+            rates["fixed_rate"] = args.rate
+        for name, rate in rates.items():
+            n = int(rate * args.seconds)
+            out[name] = await open_loop(client, commands(n, start), rate)
+            start += n
+        return out
     finally:
         await nc.close()
 
@@ -174,6 +181,9 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=1_000, help="commands in flight")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of the half-load run")
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 3])
+    parser.add_argument(
+        "--rate", type=float, default=10_000, help="also measure latency at this rate (0: no)"
+    )
     args = parser.parse_args()
     for replicas in args.replicas:
         print(json.dumps(run(replicas, args)), flush=True)
