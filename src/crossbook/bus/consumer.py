@@ -19,20 +19,27 @@ strictly increasing ``(seq, kind)`` (a COMMAND, then the EVENTS of the same seq)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext, api
+from nats.js.errors import ServiceUnavailableError
 
 from crossbook.bus.jetstream import decode_batch, stream_name, subject_name
 
 __all__ = ["Applier", "DurableConsumer", "PollStats", "Record"]
+
+_UNAVAILABLE = (ServiceUnavailableError, NoRespondersError)
+"""What a fetch raises while the server restarts or a stream elects a new leader."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -71,6 +78,7 @@ class PollStats:
     skipped: int = 0
     redelivered: int = 0
     deferred: int = 0
+    unacked: int = 0
 
 
 class DurableConsumer:
@@ -178,7 +186,10 @@ class DurableConsumer:
         if applied and commit is not None:
             await commit()
             for msg in applied:
-                await msg.ack()
+                try:
+                    await msg.ack()
+                except nats.errors.Error:  # lost: redelivered later, and skipped then
+                    stats.unacked += 1
         return stats
 
     async def _fetch(self, max_messages: int, timeout: float) -> list[Msg]:
@@ -190,11 +201,15 @@ class DurableConsumer:
             msgs = await self._sub.fetch(1, timeout=timeout)
         except (NatsTimeoutError, TimeoutError):  # nats-py raises either when nothing came
             return []
+        except _UNAVAILABLE:
+            # the server restarts, or the stream elects a new leader: nothing now
+            await asyncio.sleep(min(timeout, 0.2))
+            return []
         pending = int(msgs[-1].metadata.num_pending or 0)
         more = min(max_messages - 1, pending)
         self.last_pending = pending - more
         if more > 0:  # already stored: a no-wait request gets them at once
-            with contextlib.suppress(NatsTimeoutError, TimeoutError):
+            with contextlib.suppress(NatsTimeoutError, TimeoutError, *_UNAVAILABLE):
                 msgs += await self._sub.fetch(more, timeout=0.002)
         return msgs
 

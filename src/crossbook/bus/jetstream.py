@@ -50,7 +50,8 @@ import contextlib
 import dataclasses
 import re
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from functools import partial
 from types import TracebackType
 from typing import TypeVar
 
@@ -59,7 +60,12 @@ from nats.aio.client import Client as NATS
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext, api
-from nats.js.errors import APIError, NotFoundError
+from nats.js.errors import (
+    APIError,
+    NoStreamResponseError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 
 from crossbook.journal.framing import (
     HEADER_SIZE,
@@ -122,8 +128,16 @@ def decode_batch(data: bytes) -> list[tuple[int, int, bytes]]:
     return out
 
 
+NO_SUITABLE_PEERS = 10005
+"""JetStream API error: no peers to place a replicated stream on (yet)."""
+
+
 class LogError(Exception):
     """The log cannot be used (closed, fenced, or damaged)."""
+
+
+class StreamUnavailable(LogError):
+    """The stream cannot be created right now (its cluster is still forming)."""
 
 
 class CommitError(LogError):
@@ -188,9 +202,40 @@ async def ensure_stream(
     )
     try:
         return await js.add_stream(config)
-    except APIError:
+    except APIError as exc:
         # created concurrently by another process: use it as it is
-        return await js.stream_info(name)
+        try:
+            return await js.stream_info(name)
+        except NotFoundError:
+            if exc.err_code == NO_SUITABLE_PEERS:  # a cluster still forming
+                raise StreamUnavailable(f"stream {name}: {exc.description}") from exc
+            raise exc from None
+
+
+_TRANSIENT = (
+    ServiceUnavailableError,
+    NoRespondersError,
+    NoStreamResponseError,
+    NatsTimeoutError,
+    StreamUnavailable,
+)
+"""What JetStream answers while a server restarts or a stream elects a leader."""
+
+
+async def _retrying(op: Callable[[], Awaitable[T]], seconds: float = 30.0) -> T:
+    """``op()``, tried again while JetStream is briefly unavailable (a server
+    restarting, a stream electing a leader), for about ``seconds``. A commit that
+    failed only for that reason is retried too; a fenced writer is not."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        try:
+            return await op()
+        except FencedError:
+            raise
+        except (*_TRANSIENT, CommitError):
+            if asyncio.get_running_loop().time() >= deadline:
+                raise
+            await asyncio.sleep(0.1)
 
 
 class JetStreamLog:
@@ -277,16 +322,18 @@ class JetStreamLog:
             max_message_bytes=max_message_bytes,
         )
         try:
-            await ensure_stream(
-                log._js,
-                log.stream,
-                [log.subject],
-                replicas=replicas,
-                duplicate_window=duplicate_window,
+            await _retrying(
+                lambda: ensure_stream(
+                    log._js,
+                    log.stream,
+                    [log.subject],
+                    replicas=replicas,
+                    duplicate_window=duplicate_window,
+                )
             )
-            await log.refresh()
+            await _retrying(log.refresh)
             if fence:
-                await log.fence()
+                await _retrying(log.fence)
         except BaseException:
             await log.close()
             raise
@@ -502,9 +549,9 @@ class JetStreamLog:
         """Like ``records`` but yields the records of each fetched set of messages."""
         if self._closed:
             raise LogError(f"log {self.name} is closed")
-        info = await self._js.stream_info(self.stream)
+        info = await _retrying(lambda: self._js.stream_info(self.stream))
         first, last = info.state.first_seq, info.state.last_seq
-        start = await self._start_after(after_seq, first, last)
+        start = await _retrying(lambda: self._start_after(after_seq, first, last))
         if start > last:
             return
         config = api.ConsumerConfig(
@@ -519,7 +566,8 @@ class JetStreamLog:
         try:
             expect = start
             while expect <= last:
-                msgs = await sub.fetch(min(_FETCH_BATCH, last - expect + 1), timeout=5.0)
+                count = min(_FETCH_BATCH, last - expect + 1)
+                msgs = await _retrying(partial(sub.fetch, count, timeout=5.0))
                 out: list[tuple[int, int, bytes]] = []
                 for msg in msgs:
                     sseq = msg.metadata.sequence.stream

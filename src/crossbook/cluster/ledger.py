@@ -151,12 +151,22 @@ class LedgerWriterService:
             await self.consumer.poll(
                 self, max_messages=self.batch_max, timeout=0.5, commit=self._write
             )
-        while (
-            await self.consumer.poll(
+        # drain: until the server holds nothing more for this consumer (an empty poll
+        # alone may be a stream electing its leader), for at most ``retry_seconds``
+        deadline = time.monotonic() + self.retry_seconds
+        while time.monotonic() < deadline:
+            stats = await self.consumer.poll(
                 self, max_messages=self.batch_max, timeout=0.5, commit=self._write
             )
-        ).messages:
-            pass
+            if not stats.messages and await self._drained():
+                return
+        log.warning("stopped before the log was fully projected", last_seq=self.done)
+
+    async def _drained(self) -> bool:
+        try:
+            return await self.consumer.pending() == 0
+        except Exception:  # the server is away: not known to be drained
+            return False
 
     async def stop(self) -> None:
         self._stop.set()
