@@ -296,7 +296,7 @@ class AccountsService:
             await commit_until_durable(self.log)
             if self.on_commit is not None:
                 self.on_commit(time.perf_counter() - started)
-            await self._forward([f for batch in batches for f in batch.forwards])
+            # a complete request's forwards went out with earlier batches: answer it now
             for batch in batches:
                 for request in batch.complete:
                     reply = encode_reply(
@@ -306,6 +306,8 @@ class AccountsService:
                         batch.last_seq,
                     )
                     await publish(request.reply, reply)
+            await self._forward([f for batch in batches for f in batch.forwards])
+            for batch in batches:
                 stats = self.stats
                 stats.batches += 1
                 stats.inputs += batch.inputs
