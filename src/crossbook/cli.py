@@ -347,11 +347,14 @@ def cluster(
     if demo:
         console.print(f"demo users and API keys: {data_dir / 'demo-credentials.json'}")
     code = 0
-    while not stop.wait(1.0):
-        dead = deployment.dead()
-        if dead:
-            for p in dead:
-                console.print(f"[red]{p.name} ended unexpectedly; see {p.log_file}[/red]")
+    while not stop.wait(0.5):
+        # a supervisor's job: a service that ended is started again (it recovers from
+        # its snapshot and log); one that keeps ending brings the cluster down
+        try:
+            for name in deployment.restart_dead():
+                console.print(f"[yellow]{name} ended unexpectedly; started it again[/yellow]")
+        except Exception as exc:
+            console.print(f"[red]{exc}[/red]")
             code = 1
             break
     console.print("stopping the cluster ...")

@@ -20,13 +20,19 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 
 from crossbook.bus.server import NatsCluster, NatsServer
-from crossbook.cluster.processes import ServiceProcess, accounts_process, engine_process
+from crossbook.cluster.processes import (
+    ServiceError,
+    ServiceProcess,
+    accounts_process,
+    engine_process,
+)
 from crossbook.exchange.core import ExchangeConfig
 from crossbook.infra.postgres import (
     PostgresReplicaSet,
@@ -56,6 +62,8 @@ class LocalCluster:
     nats: NatsServer | NatsCluster | None = None
     postgres: PostgresServer | PostgresReplicaSet | None = None
     processes: list[ServiceProcess] = field(default_factory=list)
+    restart_timeout: float = 60.0
+    _restarts: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def nats_url(self) -> str:
@@ -177,6 +185,24 @@ class LocalCluster:
 
     def dead(self) -> list[ServiceProcess]:
         return [p for p in self.processes if not p.running()]
+
+    def restart_dead(self, *, limit: int = 5, window: float = 60.0) -> list[str]:
+        """Start again every service that ended (as a process supervisor would); the
+        names restarted. Raises :class:`ServiceError` for one that ended more than
+        ``limit`` times within ``window`` seconds (it will not get better alone)."""
+        restarted = []
+        now = time.monotonic()
+        for process in self.dead():
+            recent = [t for t in self._restarts.get(process.name, []) if now - t < window]
+            if len(recent) >= limit:
+                raise ServiceError(
+                    f"{process.name} ended {len(recent) + 1} times in {window:.0f}s; "
+                    f"see {process.log_file}"
+                )
+            self._restarts[process.name] = [*recent, now]
+            process.start(self.restart_timeout)
+            restarted.append(process.name)
+        return restarted
 
 
 def describe(cluster: LocalCluster) -> str:

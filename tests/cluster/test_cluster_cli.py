@@ -1,0 +1,52 @@
+"""``crossbook cluster`` supervises its services: one that dies is started again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from crossbook.verify import verify
+from tests.gateway.conftest import start_server, stop_server
+from tests.gateway.test_binance_rest import Client
+
+
+def engine_pid(data_dir: Path) -> int | None:
+    found = subprocess.run(
+        ["pgrep", "-f", f"service engine --market BTCUSDT --data-dir {data_dir}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    pids = [int(p) for p in found.stdout.split()]
+    return pids[0] if pids else None
+
+
+def place(client: Client, price: str) -> int:
+    r = client.signed("POST", "/api/v3/order", symbol="BTCUSDT", side="BUY", type="LIMIT",
+                      timeInForce="GTC", quantity="0.001", price=price)  # fmt: skip
+    assert r.status_code == 200, r.text
+    return int(r.json()["orderId"])
+
+
+def test_engine_killed_under_crossbook_cluster_is_started_again(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    server = start_server(data_dir, deployment="cluster", extra=["--no-rate-limits"])
+    try:
+        client = Client(server, server.users[0])
+        place(client, "20000")
+        killed = engine_pid(data_dir)
+        assert killed is not None
+        os.kill(killed, signal.SIGKILL)
+        second = place(client, "20001")  # waits for the engine to be back
+        deadline = time.monotonic() + 30
+        while engine_pid(data_dir) in (None, killed):
+            assert time.monotonic() < deadline, "the engine was not started again"
+            time.sleep(0.1)
+        r = client.signed("GET", "/api/v3/order", symbol="BTCUSDT", orderId=second)
+        assert r.status_code == 200 and r.json()["status"] == "NEW", r.text
+        assert "started it again" in server.log.read_text()
+    finally:
+        assert stop_server(server) == 0, server.log.read_text()[-3000:]
+    report = verify(data_dir)
+    assert report.ok, [(name, errors) for name, errors in report.checks if errors]
