@@ -160,6 +160,15 @@ MetricsPortOption = Annotated[
         help="Serve /healthz and /metrics (Prometheus) on 127.0.0.1:PORT (0: any free port).",
     ),
 ]
+LeaseTtlOption = Annotated[
+    float | None,
+    typer.Option(
+        "--lease-ttl",
+        envvar="CROSSBOOK_LEASE_TTL",
+        help="Take the leader lease of the log first (TTL in s); wait as a standby while "
+        "another instance holds it.",
+    ),
+]
 ReplicasOption = Annotated[
     int,
     typer.Option(
@@ -176,6 +185,7 @@ def service_accounts(
     replicas: ReplicasOption = 1,
     snapshot_every: SnapshotEveryOption = 200_000,
     metrics_port: MetricsPortOption = None,
+    lease_ttl: LeaseTtlOption = None,
 ) -> None:
     """The accounts service of one shard: holds, settlement, fees, the ledger's source."""
     from crossbook.cluster.runner import run_accounts
@@ -186,7 +196,7 @@ def service_accounts(
     raise typer.Exit(
         run_accounts(
             data_dir.resolve(), nats_url, shard=shard, replicas=replicas,
-            snapshot_every=snapshot_every, metrics_port=metrics_port,
+            snapshot_every=snapshot_every, metrics_port=metrics_port, lease_ttl=lease_ttl,
         )
     )  # fmt: skip
 
@@ -199,6 +209,7 @@ def service_engine(
     replicas: ReplicasOption = 1,
     snapshot_every: SnapshotEveryOption = 200_000,
     metrics_port: MetricsPortOption = None,
+    lease_ttl: LeaseTtlOption = None,
 ) -> None:
     """The matching engine of one market."""
     from crossbook.cluster.runner import run_engine
@@ -206,7 +217,7 @@ def service_engine(
     raise typer.Exit(
         run_engine(
             data_dir.resolve(), nats_url, market=market, replicas=replicas,
-            snapshot_every=snapshot_every, metrics_port=metrics_port,
+            snapshot_every=snapshot_every, metrics_port=metrics_port, lease_ttl=lease_ttl,
         )
     )  # fmt: skip
 

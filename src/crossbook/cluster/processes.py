@@ -36,6 +36,7 @@ class ServiceProcess:
         self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.ready: dict[str, Any] = {}
+        self.standby = False  # waiting for its log's lease (``--lease-ttl``)
 
     @property
     def log_file(self) -> Path:
@@ -53,6 +54,8 @@ class ServiceProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def start(self, timeout: float = 30.0) -> ServiceProcess:
+        """Start the process; wait until it is ready unless ``timeout`` is 0."""
+        self.ready, self.standby = {}, False
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.env}
         with open(self.ready_file, "wb") as out, open(self.log_file, "ab") as err:
@@ -70,8 +73,11 @@ class ServiceProcess:
         while time.monotonic() < deadline:
             for line in self.ready_file.read_text().splitlines():
                 if line.startswith("{"):
-                    self.ready = json.loads(line)
-                    return self
+                    said = json.loads(line)
+                    if said.get("ready"):
+                        self.ready = said
+                        return self
+                    self.standby = bool(said.get("standby"))
             if not self.running():
                 raise ServiceError(f"{self.name} exited before it was ready:\n{self._tail()}")
             time.sleep(0.02)

@@ -5,14 +5,24 @@ The process connects to NATS (reconnecting forever), starts the service, prints 
 Prometheus metrics, :mod:`crossbook.cluster.health`), and serves until SIGTERM or SIGINT;
 then it finishes the batch in hand, writes a snapshot and exits 0. A service that
 cannot go on (fenced off by another instance, or JetStream away for a minute) exits 1.
+
+With ``--lease-ttl`` a service first takes the leader lease of the log it writes
+(JetStream KV, renewed every third of the TTL). While another instance holds it, this
+one is a standby: it prints ``{"standby": true}`` and waits; when the leader dies its
+lease lapses within the TTL and the standby recovers (snapshot + log) and leads. A
+leader whose lease is taken stops at once and exits 1; fencing already refuses its
+commits (the new leader's first act is a fenced marker).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +31,7 @@ import nats
 from crossbook.cluster.accounts import AccountsService
 from crossbook.cluster.engine import EngineService
 from crossbook.cluster.health import Health
+from crossbook.cluster.topology import accounts_log, engine_log
 from crossbook.runtime import tune_gc
 from crossbook.service import load_config
 
@@ -31,8 +42,79 @@ async def _connect(url: str) -> Any:
     )
 
 
-async def _serve(service: Any, name: str, metrics_port: int | None = None) -> int:
+@dataclass(frozen=True)
+class LeaseSettings:
+    """Take the lease of ``log`` before writing it; wait as a standby while another
+    instance holds it (:class:`crossbook.ha.leader.Leadership`)."""
+
+    servers: str
+    log: str
+    ttl: float
+    replicas: int = 1
+
+
+async def _lead(name: str, lease: LeaseSettings, stopping: asyncio.Event) -> Any:
+    """The lease, once it is ours (None if stopped first). While another instance
+    holds it this process is a standby: it says so once and polls."""
+    from crossbook.ha.leader import Leadership, lease_name
+
+    holder = f"{socket.gethostname()}-{os.getpid()}"
+    leadership = await asyncio.to_thread(
+        Leadership,
+        lease.servers.split(","),
+        lease_name(lease.log),
+        holder,
+        ttl=lease.ttl,
+        replicas=lease.replicas,
+    )
+    said = False
+    while not await asyncio.to_thread(leadership.try_acquire):
+        if not said:
+            print(json.dumps({"service": name, "standby": True}), flush=True)
+            said = True
+        try:
+            await asyncio.wait_for(stopping.wait(), 0.2)
+            await asyncio.to_thread(leadership.close)
+            return None
+        except TimeoutError:
+            pass
+    return leadership
+
+
+async def _serve(
+    service: Any, name: str, metrics_port: int | None = None, lease: LeaseSettings | None = None
+) -> int:
     loop = asyncio.get_running_loop()
+    leadership = None
+    if lease is not None:
+        stopping = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        leadership = await _lead(name, lease, stopping)
+        if leadership is None:
+            await service.nc.close()
+            return 0  # stopped while a standby
+        lost: list[str] = []
+
+        def on_lost(reason: str) -> None:  # timer thread: another instance took over
+            lost.append(reason)
+            loop.call_soon_threadsafe(lambda: loop.create_task(service.stop()))
+
+        leadership.on_lost = on_lost
+    try:
+        code = await _run_service(service, name, metrics_port, loop)
+    finally:
+        if leadership is not None:
+            await asyncio.to_thread(leadership.close)
+    if leadership is not None and lost:
+        print(f"{name}: leadership lost ({lost[0]}); stopped", file=sys.stderr, flush=True)
+        return 1
+    return code
+
+
+async def _run_service(
+    service: Any, name: str, metrics_port: int | None, loop: asyncio.AbstractEventLoop
+) -> int:
     await service.start()
     health = None
     if metrics_port is not None:
@@ -70,15 +152,19 @@ def run_accounts(
     replicas: int,
     snapshot_every: int = 200_000,
     metrics_port: int | None = None,
+    lease_ttl: float | None = None,
 ) -> int:
     config = load_config(data_dir).exchange
+    lease = None
+    if lease_ttl is not None:
+        lease = LeaseSettings(nats_url, accounts_log(shard), lease_ttl, replicas)
 
     async def main() -> int:
         nc = await _connect(nats_url)
         service = AccountsService(
             nc, data_dir, config, shard=shard, replicas=replicas, snapshot_every=snapshot_every
         )
-        return await _serve(service, f"accounts-{shard}", metrics_port)
+        return await _serve(service, f"accounts-{shard}", metrics_port, lease)
 
     return _run(main())
 
@@ -91,9 +177,13 @@ def run_engine(
     replicas: int,
     snapshot_every: int = 200_000,
     metrics_port: int | None = None,
+    lease_ttl: float | None = None,
 ) -> int:
     config = load_config(data_dir).exchange
     markets = {m.symbol: m for m in config.markets}
+    lease = None
+    if lease_ttl is not None:
+        lease = LeaseSettings(nats_url, engine_log(market), lease_ttl, replicas)
     if market not in markets:
         print(f"unknown market {market!r}; configured: {', '.join(sorted(markets))}",
               file=sys.stderr)  # fmt: skip
@@ -104,7 +194,7 @@ def run_engine(
         service = EngineService(
             nc, data_dir, markets[market], replicas=replicas, snapshot_every=snapshot_every
         )
-        return await _serve(service, f"engine-{market}", metrics_port)
+        return await _serve(service, f"engine-{market}", metrics_port, lease)
 
     return _run(main())
 

@@ -68,6 +68,7 @@ class Leadership:
         bucket: str = DEFAULT_BUCKET,
         on_lost: Callable[[str], None] | None = None,
         renew_every: float | None = None,
+        replicas: int = 1,
     ) -> None:
         self.name = name
         self.holder = holder
@@ -81,7 +82,9 @@ class Leadership:
                     servers, max_reconnect_attempts=-1, reconnect_time_wait=0.1, connect_timeout=5
                 )
             )
-            self._store = self._runner.run(LeaseStore.open(self._nc, bucket=bucket, ttl=ttl))
+            self._store = self._runner.run(
+                LeaseStore.open(self._nc, bucket=bucket, ttl=ttl, replicas=replicas)
+            )
         except BaseException:
             self._runner.stop()
             raise
