@@ -326,6 +326,13 @@ def cluster(
             help="PostgreSQL as a primary with a synchronous standby (promotable).",
         ),
     ] = False,
+    standbys: Annotated[
+        bool,
+        typer.Option(
+            "--standbys/--no-standbys",
+            help="A standby beside each engine and the accounts service (leader leases).",
+        ),
+    ] = False,
     rate_limits: Annotated[
         bool, typer.Option("--rate-limits/--no-rate-limits", help="Request weight limits.")
     ] = True,
@@ -347,7 +354,7 @@ def cluster(
     deployment = LocalCluster(
         data_dir.resolve(), port=port, host=host, replicas=replicas, gateways=gateways,
         demo=demo, market_maker=market_maker, rate_limits=rate_limits,
-        orders_per_second=orders_per_second, pg_standby=pg_standby,
+        orders_per_second=orders_per_second, pg_standby=pg_standby, standbys=standbys,
     )  # fmt: skip
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

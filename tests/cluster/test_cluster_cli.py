@@ -50,3 +50,30 @@ def test_engine_killed_under_crossbook_cluster_is_started_again(tmp_path: Path) 
         assert stop_server(server) == 0, server.log.read_text()[-3000:]
     report = verify(data_dir)
     assert report.ok, [(name, errors) for name, errors in report.checks if errors]
+
+
+def test_cluster_with_standbys_survives_its_leading_engine(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    server = start_server(data_dir, deployment="cluster", extra=["--no-rate-limits", "--standbys"])
+    try:
+        client = Client(server, server.users[0])
+        place(client, "20000")
+        found = subprocess.run(
+            ["pgrep", "-f", f"service engine --market BTCUSDT --data-dir {data_dir}"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert len(found.stdout.split()) == 2, "a leader and a standby"
+        leader_out = data_dir / "logs" / "engine-BTCUSDT.out"
+        assert '"ready": true' in leader_out.read_text()
+        leader = next(
+            int(pid) for pid in found.stdout.split()
+            if "engine-BTCUSDT.out" in Path(f"/proc/{pid}/fd/1").resolve().name
+        )  # fmt: skip
+        os.kill(leader, signal.SIGKILL)
+        second = place(client, "20001")  # served by the standby once it leads
+        r = client.signed("GET", "/api/v3/order", symbol="BTCUSDT", orderId=second)
+        assert r.status_code == 200 and r.json()["status"] == "NEW", r.text
+    finally:
+        assert stop_server(server) == 0, server.log.read_text()[-3000:]
+    report = verify(data_dir)
+    assert report.ok, [(name, errors) for name, errors in report.checks if errors]

@@ -10,7 +10,9 @@ Everything lives under the data dir and is stopped on exit:
   standby can be promoted when the primary is lost (:mod:`crossbook.infra.postgres`);
 - one ``engine`` process per market, the ``accounts`` process (shard 0), the
   ``ledger-writer`` and ``--gateways`` gateway processes, the first on ``--port`` and
-  the next on the ports after it. Their logs are in ``logs/``.
+  the next on the ports after it. Their logs are in ``logs/``. With ``--standbys`` each
+  engine and the accounts service run twice: the instance holding its log's leader
+  lease leads, the other waits to take over (:mod:`crossbook.cluster.runner`).
 
 Order matters on start (engines, accounts, ledger writer, gateways: each one's input
 exists before it reads) and is reversed on stop (gateways first, so nothing new comes in).
@@ -43,6 +45,7 @@ from crossbook.infra.postgres import (
 from crossbook.service import load_config
 
 DATABASE = "crossbook"
+STANDBY_LEASE_TTL = 2.0
 
 
 @dataclass
@@ -58,6 +61,7 @@ class LocalCluster:
     orders_per_second: int = 50
     snapshot_every: int = 200_000
     pg_standby: bool = False
+    standbys: bool = False
     config: ExchangeConfig = field(init=False)
     nats: NatsServer | NatsCluster | None = None
     postgres: PostgresServer | PostgresReplicaSet | None = None
@@ -120,9 +124,16 @@ class LocalCluster:
             "log_dir": self.log_dir,
             "metrics_port": 0,
         }
+        if self.standbys:
+            common["lease_ttl"] = STANDBY_LEASE_TTL
         for market in self.config.markets:
             self._launch(engine_process(market.symbol, self.data_dir, url, **common), timeout)  # type: ignore[arg-type]
         self._launch(accounts_process(self.data_dir, url, **common), timeout)  # type: ignore[arg-type]
+        if self.standbys:  # a second instance of each, waiting for its log's lease
+            for market in self.config.markets:
+                standby = engine_process(market.symbol, self.data_dir, url, tag="-b", **common)  # type: ignore[arg-type]
+                self._launch(standby, timeout)
+            self._launch(accounts_process(self.data_dir, url, tag="-b", **common), timeout)  # type: ignore[arg-type]
         self._launch(
             ServiceProcess(
                 "ledger-writer-0",
@@ -145,7 +156,7 @@ class LocalCluster:
 
     def _launch(self, process: ServiceProcess, timeout: float) -> None:
         self.processes.append(process)
-        process.start(timeout)
+        process.start(timeout, standby_ok=self.standbys)
 
     def start_servers(self) -> LocalCluster:
         """Only NATS and PostgreSQL, on the data dir's stores (to inspect a stopped
@@ -164,10 +175,14 @@ class LocalCluster:
         servers. Returns what did not end cleanly."""
         problems = []
         order = ("gateway", "accounts", "engine", "ledger-writer")
-        ranked = sorted(
-            self.processes,
-            key=lambda p: next((i for i, k in enumerate(order) if p.name.startswith(k)), 4),
-        )
+
+        def rank(p: ServiceProcess) -> int:
+            p.refresh()
+            if p.standby:  # not writing: first, so that no leader's stop hands over
+                return -1
+            return next((i for i, k in enumerate(order) if p.name.startswith(k)), 4)
+
+        ranked = sorted(self.processes, key=rank)
         for process in ranked:
             code = process.stop()
             if code not in (0, None):
@@ -200,7 +215,7 @@ class LocalCluster:
                     f"see {process.log_file}"
                 )
             self._restarts[process.name] = [*recent, now]
-            process.start(self.restart_timeout)
+            process.start(self.restart_timeout, standby_ok=self.standbys)
             restarted.append(process.name)
         return restarted
 

@@ -53,8 +53,9 @@ class ServiceProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self, timeout: float = 30.0) -> ServiceProcess:
-        """Start the process; wait until it is ready unless ``timeout`` is 0."""
+    def start(self, timeout: float = 30.0, *, standby_ok: bool = False) -> ServiceProcess:
+        """Start the process; wait until it is ready (or a standby, with
+        ``standby_ok``) unless ``timeout`` is 0."""
         self.ready, self.standby = {}, False
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.env}
@@ -66,22 +67,34 @@ class ServiceProcess:
                 env=env,
                 start_new_session=True,
             )
-        return self.wait_ready(timeout) if timeout else self
+        return self.wait_ready(timeout, standby_ok=standby_ok) if timeout else self
 
-    def wait_ready(self, timeout: float = 30.0) -> ServiceProcess:
+    def wait_ready(self, timeout: float = 30.0, *, standby_ok: bool = False) -> ServiceProcess:
+        """Until the process said it is ready (or, with ``standby_ok``, that it waits
+        as a standby for its log's lease)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for line in self.ready_file.read_text().splitlines():
-                if line.startswith("{"):
-                    said = json.loads(line)
-                    if said.get("ready"):
-                        self.ready = said
-                        return self
-                    self.standby = bool(said.get("standby"))
+            if self.refresh():
+                return self
+            if self.standby and standby_ok:
+                return self
             if not self.running():
                 raise ServiceError(f"{self.name} exited before it was ready:\n{self._tail()}")
             time.sleep(0.02)
         raise ServiceError(f"{self.name} not ready within {timeout}s:\n{self._tail()}")
+
+    def refresh(self) -> bool:
+        """Read what the process said: ready (then True), or waiting as a standby."""
+        if not self.ready_file.exists():
+            return False
+        for line in self.ready_file.read_text().splitlines():
+            if line.startswith("{"):
+                said = json.loads(line)
+                if said.get("ready"):
+                    self.ready, self.standby = said, False
+                    return True
+                self.standby = bool(said.get("standby"))
+        return False
 
     def stop(self, timeout: float = 20.0) -> int | None:
         """SIGTERM (a clean stop: snapshot, exit 0); SIGKILL if it does not end in time."""
@@ -110,13 +123,13 @@ class ServiceProcess:
 def engine_process(
     market: str, data_dir: Path, nats_url: str, *, replicas: int = 1,
     snapshot_every: int = 200_000, log_dir: Path | None = None,
-    metrics_port: int | None = None,
+    metrics_port: int | None = None, lease_ttl: float | None = None, tag: str = "",
 ) -> ServiceProcess:  # fmt: skip
     return ServiceProcess(
-        f"engine-{market}",
+        f"engine-{market}{tag}",
         ["engine", "--market", market, "--data-dir", str(data_dir), "--nats-url", nats_url,
          "--replicas", str(replicas), "--snapshot-every", str(snapshot_every),
-         *_metrics(metrics_port)],
+         *_metrics(metrics_port), *_lease(lease_ttl)],
         log_dir=log_dir or data_dir / "logs",
     )  # fmt: skip
 
@@ -124,16 +137,20 @@ def engine_process(
 def accounts_process(
     data_dir: Path, nats_url: str, *, shard: int = 0, replicas: int = 1,
     snapshot_every: int = 200_000, log_dir: Path | None = None,
-    metrics_port: int | None = None,
+    metrics_port: int | None = None, lease_ttl: float | None = None, tag: str = "",
 ) -> ServiceProcess:  # fmt: skip
     return ServiceProcess(
-        f"accounts-{shard}",
+        f"accounts-{shard}{tag}",
         ["accounts", "--shard", str(shard), "--data-dir", str(data_dir), "--nats-url", nats_url,
          "--replicas", str(replicas), "--snapshot-every", str(snapshot_every),
-         *_metrics(metrics_port)],
+         *_metrics(metrics_port), *_lease(lease_ttl)],
         log_dir=log_dir or data_dir / "logs",
     )  # fmt: skip
 
 
 def _metrics(port: int | None) -> list[str]:
     return [] if port is None else ["--metrics-port", str(port)]
+
+
+def _lease(ttl: float | None) -> list[str]:
+    return [] if ttl is None else ["--lease-ttl", str(ttl)]
