@@ -21,7 +21,6 @@ exists before it reads) and is reversed on stop (gateways first, so nothing new 
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,9 +229,3 @@ def describe(cluster: LocalCluster) -> str:
         health = f", health and metrics on 127.0.0.1:{metrics}" if metrics else ""
         lines.append(f"  {p.name}: pid {p.pid}{health}, log {p.log_file}")
     return "\n".join(lines)
-
-
-if __name__ == "__main__":  # pragma: no cover - a manual smoke run
-    c = LocalCluster(Path(sys.argv[1]), demo=True).start()
-    print(describe(c))
-    c.stop()
