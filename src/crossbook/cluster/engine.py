@@ -71,7 +71,38 @@ class EngineService:
         self._running = False
         self.on_commit: Callable[[float], None] | None = None
 
-    async def start(self) -> None:
+    def fresh_or_snapshot(self) -> MatchingEngine:
+        """The engine of the newest valid snapshot, or a fresh one."""
+        latest = self.snapshots.latest()
+        if latest is None:
+            return MatchingEngine([self.market])
+        return MatchingEngine.restore(latest[1])
+
+    async def follow(self, current: dict[str, MatchingEngine]) -> None:
+        """A hot standby's work until it leads: keep ``current["engine"]`` equal to the
+        leader's by applying its log as it grows (runs until cancelled). A command is
+        applied once its EVENTS record is there too: one left without them (its
+        leader died between two messages of a batch) is for the takeover's recovery,
+        which completes it."""
+        engine = current["engine"] = self.fresh_or_snapshot()
+        symbol = self.market.symbol
+        log = await JetStreamLog.open(self.nc, engine_log(symbol), replicas=self.replicas)
+        decode = command_decoder.decode
+        held: tuple[int, bytes] | None = None
+        try:
+            async for records in log.tail(engine.last_seq):
+                for kind, seq, payload in records:
+                    if kind == COMMAND:
+                        held = (seq, payload)
+                    elif held is not None and held[0] == seq and seq > engine.last_seq:
+                        engine.execute(decode(held[1]))
+                        held = None
+        finally:
+            await log.close()
+
+    async def start(self, current: MatchingEngine | None = None) -> None:
+        """Open the logs as their writer and recover: from the newest snapshot, or from
+        ``current`` (a hot standby's engine), plus the log's tail."""
         symbol = self.market.symbol
         self.log = await JetStreamLog.open(
             self.nc, engine_log(symbol), replicas=self.replicas, fence=True
@@ -88,6 +119,7 @@ class EngineService:
             lambda: MatchingEngine([self.market]),
             MatchingEngine.restore,
             apply,
+            current=current,
         )
         self._since_snapshot = self.stats.recovered.commands_replayed
         self.stats.last_seq = self.engine.last_seq

@@ -28,15 +28,21 @@ async def replay_log(
     fresh: Callable[[], Any],
     restore: Callable[[bytes], Any],
     apply: Callable[[Any, Any], list[Any]],
+    *,
+    current: Any = None,
 ) -> tuple[Any, Recovered]:
     """The machine of the newest valid snapshot (or ``fresh()``), current with the
     log: every COMMAND record after the snapshot is applied with ``apply(machine,
-    command)`` (which returns its events). ``log`` must be open as the writer: a
-    command whose EVENTS record is missing (a batch cut between two messages) gets it
-    appended, as the file journal's recovery does."""
+    command)`` (which returns its events). ``current`` is a machine already current up
+    to its ``last_seq`` (a hot standby's): only the log after it is applied. ``log``
+    must be open as the writer: a command whose EVENTS record is missing (a batch cut
+    between two messages) gets it appended, as the file journal's recovery does."""
     started = time.perf_counter()
-    latest = snapshots.latest()
-    machine = fresh() if latest is None else restore(latest[1])
+    if current is not None:
+        machine = current
+    else:
+        latest = snapshots.latest()
+        machine = fresh() if latest is None else restore(latest[1])
     snapshot_seq = machine.last_seq
     decode = command_decoder.decode
     replayed, last_seq, last_kind, last_events = 0, 0, EVENTS, []

@@ -9,7 +9,9 @@ cannot go on (fenced off by another instance, or JetStream away for a minute) ex
 With ``--lease-ttl`` a service first takes the leader lease of the log it writes
 (JetStream KV, renewed every third of the TTL). While another instance holds it, this
 one is a standby: it prints ``{"standby": true}`` and waits; when the leader dies its
-lease lapses within the TTL and the standby recovers (snapshot + log) and leads. A
+lease lapses within the TTL and the standby recovers (snapshot + log) and leads. An
+engine standby is hot: it applies its log as the leader writes it, so at takeover only
+the last few records are left to apply. A
 leader whose lease is taken stops at once and exits 1; fencing already refuses its
 commits (the new leader's first act is a fenced marker).
 """
@@ -17,6 +19,7 @@ commits (the new leader's first act is a fenced marker).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -90,10 +93,22 @@ async def _serve(
         stopping = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
-        leadership = await _lead(name, lease, stopping)
+        # a hot standby: an engine follows its log while it waits for the lease
+        current: dict[str, Any] = {}
+        follower = None
+        if hasattr(service, "follow"):
+            follower = asyncio.create_task(service.follow(current))
+        try:
+            leadership = await _lead(name, lease, stopping)
+        finally:
+            if follower is not None:
+                follower.cancel()
+                with contextlib.suppress(BaseException):
+                    await follower
         if leadership is None:
             await service.nc.close()
             return 0  # stopped while a standby
+        service.takeover_from = current.get("engine")
         lost: list[str] = []
 
         def on_lost(reason: str) -> None:  # timer thread: another instance took over
@@ -115,7 +130,8 @@ async def _serve(
 async def _run_service(
     service: Any, name: str, metrics_port: int | None, loop: asyncio.AbstractEventLoop
 ) -> int:
-    await service.start()
+    current = getattr(service, "takeover_from", None)
+    await (service.start() if current is None else service.start(current))
     health = None
     if metrics_port is not None:
         health = Health(name, service)
