@@ -152,13 +152,18 @@ def test_leading_accounts_killed_standby_takes_over_and_settles_everything(
                 leader.kill()  # requests in flight are lost with it: unknown outcome
                 await asyncio.to_thread(standby.wait_ready, 30)
                 await asyncio.wait_for(task, 90)
+                # the new leader serves (and settles) what comes after the takeover
+                after = orders(1, "after")[0]
+                seq, events = await client.submit(after)
+                load.acked[after.client_order_id] = (seq, events)
                 return load
             finally:
                 await nc.close()
 
         load = asyncio.run(main())
-        assert len(load.acked) + len(load.unknown) == 1500
-        assert len(load.acked) > 1000, f"only {len(load.acked)} acknowledged"
+        # while no instance serves, requests fail at once (no responders): unknown
+        assert len(load.acked) + len(load.unknown) == 1501
+        assert len(load.acked) > 500
         assert_each_acknowledged_once(load)
     finally:
         for p in reversed(processes):

@@ -25,16 +25,19 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nats
 
+from crossbook.bus.lease import Lease, LeaseHeld, LeaseLost, LeaseStore
 from crossbook.cluster.accounts import AccountsService
 from crossbook.cluster.engine import EngineService
 from crossbook.cluster.health import Health
 from crossbook.cluster.topology import accounts_log, engine_log
+from crossbook.ha.leader import lease_name
 from crossbook.runtime import tune_gc
 from crossbook.service import load_config
 
@@ -56,79 +59,131 @@ class LeaseSettings:
     replicas: int = 1
 
 
-async def _lead(name: str, lease: LeaseSettings, stopping: asyncio.Event) -> Any:
-    """The lease, once it is ours (None if stopped first). While another instance
-    holds it this process is a standby: it says so once and polls."""
-    from crossbook.ha.leader import Leadership, lease_name
+class Leader:
+    """A leader lease held on the service's own connection: taken with
+    :meth:`try_acquire`, renewed every third of its TTL by :meth:`keep`, which calls
+    ``on_lost`` once if it cannot be (another instance took it, or it lapsed while the
+    server was away)."""
 
-    holder = f"{socket.gethostname()}-{os.getpid()}"
-    leadership = await asyncio.to_thread(
-        Leadership,
-        lease.servers.split(","),
-        lease_name(lease.log),
-        holder,
-        ttl=lease.ttl,
-        replicas=lease.replicas,
+    def __init__(self, store: LeaseStore, name: str, holder: str) -> None:
+        self.store = store
+        self.name = name
+        self.holder = holder
+        self.lease: Lease | None = None
+
+    async def try_acquire(self) -> bool:
+        try:
+            self.lease = await asyncio.wait_for(self.store.acquire(self.name, self.holder), 10)
+        except LeaseHeld:
+            return False
+        return True
+
+    async def keep(self, on_lost: Callable[[str], None]) -> None:
+        every = self.store.ttl / 3
+        while self.lease is not None:
+            await asyncio.sleep(every)
+            lease = self.lease
+            if lease is None:
+                return
+            try:
+                self.lease = await asyncio.wait_for(self.store.renew(lease), every)
+            except LeaseLost as exc:
+                self.lease = None
+                on_lost(str(exc))
+                return
+            except Exception as exc:  # the server away: retry until the lease lapses
+                if lease.remaining() <= every:
+                    self.lease = None
+                    on_lost(f"lease {self.name!r} could not be renewed in time: {exc!r}")
+                    return
+
+    async def release(self) -> None:
+        lease, self.lease = self.lease, None
+        if lease is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.store.release(lease), 5)
+
+
+async def _lead(
+    service: Any,
+    name: str,
+    lease: LeaseSettings,
+    stopping: asyncio.Event,
+    on_standby: Callable[[], None] = lambda: None,
+) -> Leader | None:
+    """The lease, once it is ours (None if stopped first). While another instance
+    holds it this process is a standby: it says so once (``on_standby``) and polls."""
+    store = await asyncio.wait_for(
+        LeaseStore.open(service.nc, ttl=lease.ttl, replicas=lease.replicas), 30
     )
+    leader = Leader(store, lease_name(lease.log), f"{socket.gethostname()}-{os.getpid()}")
     said = False
-    while not await asyncio.to_thread(leadership.try_acquire):
+    while not await leader.try_acquire():
         if not said:
             print(json.dumps({"service": name, "standby": True}), flush=True)
             said = True
+            on_standby()
         try:
             await asyncio.wait_for(stopping.wait(), 0.2)
-            await asyncio.to_thread(leadership.close)
             return None
         except TimeoutError:
             pass
-    return leadership
+    return leader
 
 
 async def _serve(
     service: Any, name: str, metrics_port: int | None = None, lease: LeaseSettings | None = None
 ) -> int:
     loop = asyncio.get_running_loop()
-    leadership = None
-    if lease is not None:
-        stopping = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stopping.set)
-        # a hot standby: an engine follows its log while it waits for the lease
-        current: dict[str, Any] = {}
-        follower = None
+    if lease is None:
+        return await _run_service(service, name, metrics_port, loop)
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    # a hot standby: an engine follows its log while it waits for the lease
+    current: dict[str, Any] = {}
+    follower: asyncio.Task[None] | None = None
+
+    def follow() -> None:
+        nonlocal follower
         if hasattr(service, "follow"):
             follower = asyncio.create_task(service.follow(current))
-        try:
-            leadership = await _lead(name, lease, stopping)
-        finally:
-            if follower is not None:
-                follower.cancel()
-                with contextlib.suppress(BaseException):
-                    await follower
-        if leadership is None:
-            await service.nc.close()
-            return 0  # stopped while a standby
-        service.takeover_from = current.get("engine")
-        lost: list[str] = []
 
-        def on_lost(reason: str) -> None:  # timer thread: another instance took over
-            lost.append(reason)
-            loop.call_soon_threadsafe(lambda: loop.create_task(service.stop()))
-
-        leadership.on_lost = on_lost
     try:
-        code = await _run_service(service, name, metrics_port, loop)
+        leader = await _lead(service, name, lease, stopping, on_standby=follow)
     finally:
-        if leadership is not None:
-            await asyncio.to_thread(leadership.close)
-    if leadership is not None and lost:
+        if follower is not None:
+            follower.cancel()
+            with contextlib.suppress(BaseException):
+                await follower
+    if leader is None:
+        await service.nc.close()
+        return 0  # stopped while a standby
+    service.takeover_from = current.get("engine")
+    lost: list[str] = []
+    stopping_tasks: list[asyncio.Task[None]] = []
+
+    def on_lost(reason: str) -> None:  # another instance took over: stop at once
+        lost.append(reason)
+        stopping_tasks.append(loop.create_task(service.stop()))
+
+    keeper = asyncio.create_task(leader.keep(on_lost))
+    try:
+        code = await _run_service(service, name, metrics_port, loop, before_close=leader)
+    finally:
+        keeper.cancel()
+    if lost:
         print(f"{name}: leadership lost ({lost[0]}); stopped", file=sys.stderr, flush=True)
         return 1
     return code
 
 
 async def _run_service(
-    service: Any, name: str, metrics_port: int | None, loop: asyncio.AbstractEventLoop
+    service: Any,
+    name: str,
+    metrics_port: int | None,
+    loop: asyncio.AbstractEventLoop,
+    before_close: Leader | None = None,
 ) -> int:
     current = getattr(service, "takeover_from", None)
     await (service.start() if current is None else service.start(current))
@@ -156,6 +211,8 @@ async def _run_service(
         if health is not None:
             await health.close()
         await service.close()
+        if before_close is not None:
+            await before_close.release()  # hand over at once: a standby need not wait
         await service.nc.close()
     return 0
 
