@@ -13,17 +13,13 @@ from crossbook.bus.server import NatsServer
 from crossbook.cluster.client import AccountsClient
 from crossbook.cluster.processes import ServiceProcess, accounts_process, engine_process
 from crossbook.cluster.verify import verify_deployment
+from crossbook.exchange.core import ExchangeConfig
 from crossbook.service import load_config
 from tests.cluster.test_faults import BTC, Load, assert_each_acknowledged_once, fund, orders
 
 
 def engine_instance(tag: str, data_dir: Path, url: str) -> ServiceProcess:
-    return ServiceProcess(
-        f"engine-{BTC}-{tag}",
-        ["engine", "--market", BTC, "--data-dir", str(data_dir), "--nats-url", url,
-         "--snapshot-every", "300", "--lease-ttl", "1.5"],
-        log_dir=data_dir / "logs",
-    )  # fmt: skip
+    return engine_process(BTC, data_dir, url, snapshot_every=300, lease_ttl=1.5, tag=f"-{tag}")
 
 
 def wait_until(what: str, check: object, timeout: float = 30.0) -> None:
@@ -77,6 +73,10 @@ def test_leading_engine_killed_standby_takes_over_and_nothing_is_lost(
         for p in reversed(processes):
             p.stop()
 
+    assert_logs_verify(url, config)
+
+
+def assert_logs_verify(url: str, config: ExchangeConfig) -> None:
     async def check() -> list[str]:
         nc = await nats.connect(url)
         try:
@@ -118,12 +118,7 @@ def test_standby_stopped_while_waiting_exits_cleanly(
 
 
 def accounts_instance(tag: str, data_dir: Path, url: str) -> ServiceProcess:
-    return ServiceProcess(
-        f"accounts-0-{tag}",
-        ["accounts", "--shard", "0", "--data-dir", str(data_dir), "--nats-url", url,
-         "--snapshot-every", "300", "--lease-ttl", "1.5"],
-        log_dir=data_dir / "logs",
-    )  # fmt: skip
+    return accounts_process(data_dir, url, snapshot_every=300, lease_ttl=1.5, tag=f"-{tag}")
 
 
 def test_leading_accounts_killed_standby_takes_over_and_settles_everything(
@@ -169,12 +164,4 @@ def test_leading_accounts_killed_standby_takes_over_and_settles_everything(
         for p in reversed(processes):
             p.stop()
 
-    async def check() -> list[str]:
-        nc = await nats.connect(url)
-        try:
-            return await verify_deployment(nc, config)
-        finally:
-            await nc.close()
-
-    errors = asyncio.run(check())
-    assert not errors, "\n".join(errors[:20])
+    assert_logs_verify(url, config)
