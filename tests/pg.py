@@ -6,6 +6,7 @@ this module re-exports it under the names the tests and benchmarks import.
 
 from __future__ import annotations
 
+from crossbook.infra.ports import free_port
 from crossbook.infra.postgres import (
     DEFAULT_PORT,
     PG_BIN,
@@ -14,7 +15,6 @@ from crossbook.infra.postgres import (
     PostgresReplicaSet,
     PostgresServer,
     PostgresStartError,
-    free_port,
     private_postgres,
     start_postgres,
     stop_postgres,

@@ -11,9 +11,10 @@ from types import SimpleNamespace
 import httpx
 
 from crossbook.cluster.deploy import DATABASE, LocalCluster
+from crossbook.infra.ports import free_port
 from crossbook.infra.postgres import PostgresReplicaSet
 from crossbook.verify import verify
-from tests.gateway.conftest import free_port, searchable_by_everyone
+from tests.gateway.conftest import searchable_by_everyone
 from tests.gateway.test_binance_rest import Client
 
 

@@ -25,7 +25,8 @@ import redis
 from structlog.testing import capture_logs
 
 from crossbook.gateway.ratelimit import RateLimitMiddleware, RateLimits, storage_label
-from crossbook.infra.redis import RedisServer, free_port
+from crossbook.infra.ports import free_port
+from crossbook.infra.redis import RedisServer
 from tests.gateway.conftest import Server, start_server, stop_server
 
 OK, LIMITED = 200, 429

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from crossbook.infra.redis import RedisServer, RedisServerError, free_port
+from crossbook.infra.ports import free_port
+from crossbook.infra.redis import RedisServer, RedisServerError
 
 
 def _alive(pid: int) -> bool:

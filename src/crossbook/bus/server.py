@@ -28,7 +28,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +36,8 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+
+from crossbook.infra.ports import free_port
 
 __all__ = [
     "NatsCluster",
@@ -53,16 +54,6 @@ _FORBIDDEN_PORTS = frozenset({4222, 6222, 8222})
 
 class NatsServerError(RuntimeError):
     """A private nats-server could not be found, started or stopped."""
-
-
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1 (never one of NATS's default ports)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port: int = s.getsockname()[1]
-        if port not in _FORBIDDEN_PORTS:
-            return port
 
 
 def nats_server_binary() -> str:
@@ -263,7 +254,7 @@ class NatsCluster:
             raise ValueError("a cluster needs at least one node")
         self.base_dir = Path(base_dir)
         self.name = name
-        ports = [(free_port(), free_port(), free_port()) for _ in range(size)]
+        ports = [(free_port(), free_port(), free_port()) for _ in range(size)]  # all distinct
         routes = ", ".join(f'"nats-route://127.0.0.1:{p[1]}"' for p in ports)
         self.nodes: list[NatsServer] = []
         for i, (client_port, route_port, monitor_port) in enumerate(ports):

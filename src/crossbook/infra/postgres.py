@@ -74,7 +74,6 @@ import pwd
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -85,6 +84,8 @@ from types import TracebackType
 from typing import Any
 
 import psycopg
+
+from crossbook.infra.ports import free_port
 
 __all__ = [
     "DEFAULT_PORT",
@@ -115,17 +116,6 @@ class PostgresError(RuntimeError):
 
 class PostgresStartError(PostgresError):
     """The private server could not be started (the message carries its log)."""
-
-
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1, never PostgreSQL's default 5432."""
-    for _ in range(20):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port != DEFAULT_PORT:
-            return port
-    raise PostgresStartError("no free port on 127.0.0.1")
 
 
 def _check_port(port: int) -> None:

@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from crossbook.infra.ports import free_port
+
 __all__ = ["RedisServer", "RedisServerError", "free_port", "redis_server_binary"]
 
 DEFAULT_START_TIMEOUT = 10.0
@@ -41,16 +43,6 @@ _PING = b"*1\r\n$4\r\nPING\r\n"
 
 class RedisServerError(RuntimeError):
     """A private redis-server could not be found, started or stopped."""
-
-
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1 (never one of Redis's default ports)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port: int = s.getsockname()[1]
-        if port not in _FORBIDDEN_PORTS:
-            return port
 
 
 def redis_server_binary() -> str:
