@@ -34,6 +34,7 @@ from crossbook.domain.codec import command_decoder, command_encoder, events_deco
 from crossbook.domain.markets import DEFAULT_MARKETS, Market
 from crossbook.engine.matching import MatchingEngine
 from crossbook.exchange.core import ExchangeConfig, ExchangeCore
+from crossbook.journal.background import BackgroundSnapshots
 from crossbook.journal.framing import COMMAND, EVENTS
 from crossbook.journal.log import Journal
 from crossbook.journal.snapshots import SnapshotStore
@@ -348,6 +349,7 @@ class JournaledService(Generic[J]):
             data_dir, fsync=fsync, default=config, journal=journal, machine=machine
         )
         self.snapshots = SnapshotStore(data_dir / "snapshots")
+        self.background = BackgroundSnapshots(self.snapshots)
         self.sequencer = Sequencer(self.machine.last_seq, clock)
         self.snapshot_every = snapshot_every
         self._since_snapshot = self.recovery.commands_replayed
@@ -371,7 +373,7 @@ class JournaledService(Generic[J]):
         fsync it on the flusher thread, and resolve the future (the acknowledgement)
         only once it is durable. The caller may go on with the next batch meanwhile."""
         events = self._execute(commands)
-        self.sequencer.last_seq = self.machine.last_seq
+        seq = self.sequencer.last_seq = self.machine.last_seq
         self.journal.write()
         durable = self._flusher.submit(self.journal.sync)
         acked: Future[list[list[Any]]] = Future()
@@ -379,6 +381,7 @@ class JournaledService(Generic[J]):
         def done(f: Future[None]) -> None:
             error = f.exception()
             if error is None:
+                self.background.durable(seq)
                 acked.set_result(events)
             else:
                 acked.set_exception(error)
@@ -390,13 +393,16 @@ class JournaledService(Generic[J]):
     def _run(self, commands: Iterable[Any]) -> list[list[Any]]:
         out = self._execute(commands)
         self.journal.commit()
+        self.background.durable(self.machine.last_seq)
         self._after_batch(len(out))
         return out
 
     def _after_batch(self, count: int) -> None:
         self._since_snapshot += count
-        if self._since_snapshot >= self.snapshot_every:
-            self.take_snapshot()
+        if self._since_snapshot >= self.snapshot_every and self.background.start(
+            self.machine.last_seq, self.machine.snapshot
+        ):  # published by the child once the journal is durable through it
+            self._since_snapshot = 0
 
     def _execute(self, commands: Iterable[Any]) -> list[list[Any]]:
         append = self.journal.append
@@ -418,6 +424,8 @@ class JournaledService(Generic[J]):
         """Write a snapshot at the current position (after a commit); returns its seq."""
         self.journal.commit()
         seq: int = self.machine.last_seq
+        self.background.durable(seq)
+        self.background.finish()
         self.snapshots.write(seq, self.machine.snapshot())
         self.snapshots.prune(keep=2)
         self._since_snapshot = 0
@@ -425,6 +433,7 @@ class JournaledService(Generic[J]):
 
     def close(self) -> None:
         self._flusher.shutdown(wait=True)
+        self.background.abort()
         self.journal.close()
 
 

@@ -131,3 +131,23 @@ def test_write_fsyncs_file_and_directory(tmp_path: Path, monkeypatch: pytest.Mon
 def test_invalid_seq_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         SnapshotStore(tmp_path).write(-1, b"x")
+
+
+def test_a_temp_file_being_staged_by_a_live_process_is_left_alone(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        staging = tmp_path / f".snapshot-{live.pid}-abc.tmp"
+        staging.write_bytes(b"being written")
+        dead = tmp_path / ".snapshot-999999999-abc.tmp"
+        dead.write_bytes(b"left by a dead writer")
+        SnapshotStore(tmp_path).prune(keep=1)
+        assert staging.exists()
+        assert not dead.exists()
+    finally:
+        live.kill()
+        live.wait()
+    SnapshotStore(tmp_path)
+    assert not staging.exists()

@@ -47,6 +47,7 @@ from crossbook.domain.codec import command_encoder, events_decoder
 from crossbook.domain.routing import EngineEventsReceived
 from crossbook.exchange.core import ExchangeConfig
 from crossbook.exchange.split import AccountsMachine
+from crossbook.journal.background import BackgroundSnapshots
 from crossbook.journal.framing import COMMAND, EVENTS
 from crossbook.journal.snapshots import SnapshotStore
 from crossbook.service import Sequencer
@@ -73,7 +74,6 @@ class _Batch:
     inputs: int = 0
     settled: int = 0
     last_seq: int = 0
-    snapshot: bytes | None = None
 
 
 @dataclass
@@ -111,6 +111,7 @@ class AccountsService:
         self.snapshot_every = snapshot_every
         self.markets = [m.symbol for m in config.markets]
         self.snapshots = SnapshotStore(service_dir(data_dir, accounts_log(shard)) / "snapshots")
+        self.background = BackgroundSnapshots(self.snapshots)
         self.stats = AccountsStats()
         self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._waiting: dict[int, tuple[_Request, int, bytes]] = {}
@@ -209,6 +210,7 @@ class AccountsService:
         finally:
             self._running = False
             committer.cancel()
+        await asyncio.to_thread(self.background.finish)
         await self._snapshot()
 
     def _compute(self, items: list[tuple[str, Any]]) -> _Batch | None:
@@ -267,9 +269,10 @@ class AccountsService:
         batch.inputs = len(inputs)
         batch.last_seq = self.machine.last_seq
         self._since_snapshot += len(inputs)
-        if self._since_snapshot >= self.snapshot_every:
-            # the state as of this batch: written once the batch and its forwards are durable
-            batch.snapshot = self.machine.snapshot()
+        if self._since_snapshot >= self.snapshot_every and self.background.start(
+            batch.last_seq, self.machine.snapshot
+        ):
+            # the state as of this batch, published once the batch and its forwards are durable
             self._since_snapshot = 0
         return batch
 
@@ -313,9 +316,8 @@ class AccountsService:
                 stats.inputs += batch.inputs
                 stats.settled += batch.settled
                 stats.last_seq = batch.last_seq
-                if batch.snapshot is not None:
-                    await asyncio.to_thread(self.snapshots.write, batch.last_seq, batch.snapshot)
-                    await asyncio.to_thread(self.snapshots.prune, 2)
+            self.background.durable(batches[-1].last_seq)
+            self.background.poll()
             self.stats.waiting = len(self._waiting)
             if ending:
                 return

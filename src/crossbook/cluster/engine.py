@@ -29,6 +29,7 @@ from crossbook.cluster.topology import engine_log, orders_log, service_dir
 from crossbook.domain.codec import command_decoder, command_encoder
 from crossbook.domain.markets import Market
 from crossbook.engine.matching import MatchingEngine
+from crossbook.journal.background import BackgroundSnapshots
 from crossbook.journal.framing import COMMAND, EVENTS
 from crossbook.journal.snapshots import SnapshotStore
 
@@ -65,6 +66,7 @@ class EngineService:
         self.snapshots = SnapshotStore(
             service_dir(data_dir, engine_log(market.symbol)) / "snapshots"
         )
+        self.background = BackgroundSnapshots(self.snapshots)
         self.stats = EngineStats()
         self._since_snapshot = 0
         self._stop = asyncio.Event()
@@ -159,6 +161,7 @@ class EngineService:
             await self._consume()
         finally:
             self._running = False
+        await asyncio.to_thread(self.background.finish)
         await self._snapshot()
 
     async def _consume(self) -> None:
@@ -169,8 +172,14 @@ class EngineService:
             )
             self.stats.redelivered_skipped += stats.skipped
             self._since_snapshot += self.stats.commands - before
-            if self._since_snapshot >= self.snapshot_every:
-                await self._snapshot()
+            self.background.poll()
+            # everything applied is committed here: the child may publish at once
+            seq = self.engine.last_seq
+            if self._since_snapshot >= self.snapshot_every and self.background.start(
+                seq, self.engine.snapshot
+            ):
+                self.background.durable(seq)
+                self._since_snapshot = 0
 
     def metrics(self) -> dict[str, float]:
         return metrics_of(

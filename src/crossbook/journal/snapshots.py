@@ -9,8 +9,9 @@ Invariants:
 
 * A snapshot file is either absent or complete: it is written under a temporary
   name in the same directory, fsynced, renamed into place with ``os.replace``, and
-  the directory is fsynced. Temporary files are never read and are deleted when
-  found.
+  the directory is fsynced. Temporary files are never read; they carry their
+  writer's pid and are deleted when found unless that writer is alive (it may be
+  staging one, see :mod:`crossbook.journal.background`).
 * ``latest`` only returns a snapshot whose magic, seq (equal to the name's), length
   (equal to the data's) and CRC are valid; others are skipped and listed in
   ``skipped``.
@@ -36,6 +37,7 @@ _SEQ_LEN = struct.Struct("<QQ")
 _SNAP_RE = re.compile(r"snapshot-(\d{20})\.snap")
 _TMP_PREFIX = ".snapshot-"
 _TMP_SUFFIX = ".tmp"
+_TMP_PID = re.compile(r"(\d+)-")
 
 
 def snapshot_name(seq: int) -> str:
@@ -75,14 +77,20 @@ class SnapshotStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.skipped: list[SkippedSnapshot] = []
         self._fsync = fsync
-        self._remove_temp_files()
+        self.remove_temp_files()
 
     def write(self, seq: int, data: bytes | bytearray | memoryview) -> Path:
         """Atomically store ``data`` as the snapshot at ``seq`` (replacing one at the same seq)."""
+        return self.publish(self.stage(seq, data), seq)
+
+    def stage(self, seq: int, data: bytes | bytearray | memoryview) -> Path:
+        """Write the snapshot at ``seq`` under a temporary name (complete and fsynced, but
+        invisible to :meth:`latest` until :meth:`publish`); returns the temporary path."""
         if not 0 <= seq < 2**64:
             raise ValueError(f"snapshot seq must be in 0..2**64-1, got {seq}")
         header = SNAP_HEADER.pack(MAGIC, seq, len(data), _crc(seq, data))
-        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX, dir=self.directory)
+        prefix = f"{_TMP_PREFIX}{os.getpid()}-"
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=_TMP_SUFFIX, dir=self.directory)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(header)
@@ -90,10 +98,18 @@ class SnapshotStore:
                 f.flush()
                 if self._fsync:
                     os.fsync(f.fileno())
-            final = self.directory / snapshot_name(seq)
-            os.replace(tmp, final)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
+            raise
+        return Path(tmp)
+
+    def publish(self, staged: Path, seq: int) -> Path:
+        """Rename a snapshot written by :meth:`stage` into place, atomically."""
+        final = self.directory / snapshot_name(seq)
+        try:
+            os.replace(staged, final)
+        except BaseException:
+            staged.unlink(missing_ok=True)
             raise
         if self._fsync:
             _fsync_dir(self.directory)
@@ -132,7 +148,7 @@ class SnapshotStore:
                 continue
             path.unlink(missing_ok=True)
             deleted.append(path)
-        self._remove_temp_files()
+        self.remove_temp_files()
         if deleted and self._fsync:
             _fsync_dir(self.directory)
         return deleted
@@ -171,7 +187,24 @@ class SnapshotStore:
         self.skipped.append(SkippedSnapshot(path, seq, reason))
         return None
 
-    def _remove_temp_files(self) -> None:
+    def remove_temp_files(self) -> None:
+        """Delete what :meth:`stage` left unpublished: temporary files of this process or of
+        processes that are gone (another live process may be staging one right now)."""
+        me = os.getpid()
         for entry in os.scandir(self.directory):
-            if entry.name.startswith(_TMP_PREFIX) and entry.name.endswith(_TMP_SUFFIX):
+            name = entry.name
+            if not (name.startswith(_TMP_PREFIX) and name.endswith(_TMP_SUFFIX)):
+                continue
+            writer = _TMP_PID.match(name, len(_TMP_PREFIX))
+            if writer is None or int(writer.group(1)) == me or not _alive(int(writer.group(1))):
                 Path(entry.path).unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
