@@ -304,6 +304,35 @@ def service_ledger_writer(
     )
 
 
+@service_app.command("marketdata")
+def service_marketdata(
+    data_dir: DataDirOption = Path("data"),
+    nats_url: NatsUrlOption = "nats://127.0.0.1:4222",
+    shard: Annotated[int, typer.Option("--shard", envvar="CROSSBOOK_SHARD")] = 0,
+    replicas: ReplicasOption = 1,
+    snapshot_every: SnapshotEveryOption = 100_000,
+    snapshot_interval: Annotated[
+        float,
+        typer.Option(
+            "--snapshot-interval",
+            envvar="CROSSBOOK_SNAPSHOT_INTERVAL",
+            help="Seconds between boot snapshots while the log moves.",
+        ),
+    ] = 60.0,
+    metrics_port: MetricsPortOption = None,
+) -> None:
+    """Follows an accounts log into market data and keeps the gateways' boot snapshot fresh."""
+    from crossbook.cluster.runner import run_marketdata
+
+    raise typer.Exit(
+        run_marketdata(
+            data_dir.resolve(), nats_url, shard=shard, replicas=replicas,
+            snapshot_every=snapshot_every, snapshot_interval=snapshot_interval,
+            metrics_port=metrics_port,
+        )
+    )  # fmt: skip
+
+
 @app.command()
 def cluster(
     data_dir: Annotated[

@@ -9,12 +9,13 @@ Everything lives under the data dir and is stopped on exit:
   (``synchronous_commit=remote_apply``), reached through a multi-host DSN, so that the
   standby can be promoted when the primary is lost (:mod:`crossbook.infra.postgres`);
 - one ``engine`` process per market, the ``accounts`` process (shard 0), the
-  ``ledger-writer`` and ``--gateways`` gateway processes, the first on ``--port`` and
+  ``marketdata`` process (the gateways' boot snapshots), the ``ledger-writer`` and
+  ``--gateways`` gateway processes, the first on ``--port`` and
   the next on the ports after it. Their logs are in ``logs/``. With ``--standbys`` each
   engine and the accounts service run twice: the instance holding its log's leader
   lease leads, the other waits to take over (:mod:`crossbook.cluster.runner`).
 
-Order matters on start (engines, accounts, ledger writer, gateways: each one's input
+Order matters on start (engines, accounts, market data, ledger writer, gateways: each one's input
 exists before it reads) and is reversed on stop (gateways first, so nothing new comes in).
 """
 
@@ -33,6 +34,7 @@ from crossbook.cluster.processes import (
     ServiceProcess,
     accounts_process,
     engine_process,
+    marketdata_process,
 )
 from crossbook.exchange.core import ExchangeConfig
 from crossbook.infra.postgres import (
@@ -45,6 +47,7 @@ from crossbook.service import load_config
 
 DATABASE = "crossbook"
 STANDBY_LEASE_TTL = 2.0
+MARKETDATA_SNAPSHOT_INTERVAL = 30.0
 
 
 @dataclass
@@ -134,6 +137,14 @@ class LocalCluster:
                 self._launch(standby, timeout)
             self._launch(accounts_process(self.data_dir, url, tag="-b", **common), timeout)  # type: ignore[arg-type]
         self._launch(
+            marketdata_process(
+                self.data_dir, url, replicas=self.replicas, snapshot_every=every,
+                snapshot_interval=MARKETDATA_SNAPSHOT_INTERVAL, log_dir=self.log_dir,
+                metrics_port=0,
+            ),
+            timeout,
+        )  # fmt: skip
+        self._launch(
             ServiceProcess(
                 "ledger-writer-0",
                 ["ledger-writer", "--data-dir", str(self.data_dir), "--nats-url", url,
@@ -173,13 +184,13 @@ class LocalCluster:
         and the ledger writer last (it projects the log to its end first); then the
         servers. Returns what did not end cleanly."""
         problems = []
-        order = ("gateway", "accounts", "engine", "ledger-writer")
+        order = ("gateway", "accounts", "engine", "marketdata", "ledger-writer")
 
         def rank(p: ServiceProcess) -> int:
             p.refresh()
             if p.standby:  # not writing: first, so that no leader's stop hands over
                 return -1
-            return next((i for i, k in enumerate(order) if p.name.startswith(k)), 4)
+            return next((i for i, k in enumerate(order) if p.name.startswith(k)), len(order))
 
         ranked = sorted(self.processes, key=rank)
         for process in ranked:

@@ -11,8 +11,10 @@
 - Subscribers (market data, user streams, ...) get each durable batch of the log as
   ``(command, events)`` pairs, in order, exactly as from the embedded runtime.
 
-On start the whole log is replayed into the view; ``catch_up`` hooks see those events
-(market data rebuilds from them) but subscribers only get what follows.
+On start the view is restored from the newest usable boot snapshot that the market
+data service keeps in the object store (:mod:`crossbook.cluster.boot`), and the log
+after it is replayed (the whole log if there is no snapshot); ``catch_up`` hooks see
+those events (market data rolls forward on them) but subscribers only get what follows.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import structlog
 from nats.aio.client import Client as NATS
 
 from crossbook.bus.jetstream import JetStreamLog
+from crossbook.cluster.boot import BootSnapshot, load_boot_snapshot
 from crossbook.cluster.client import AccountsClient
 from crossbook.cluster.topology import accounts_log
 from crossbook.cluster.view import ExchangeView
@@ -57,6 +60,7 @@ class ClusterRuntime:
         self.read_timeout = read_timeout
         self.view = ExchangeView(config)
         self.published_seq = 0
+        self.replayed = 0
         self._subscribers: list[Subscriber] = []
         self._reached = asyncio.Condition()
         self._follow: asyncio.Task[None] | None = None
@@ -67,8 +71,14 @@ class ClusterRuntime:
     # ------------------------------------------------------------- lifecycle
 
     async def open(self, catch_up: list[Callable[[list[Any]], Any]] | None = None) -> None:
-        """Connect and replay the accounts log so far into the view (``catch_up``
-        hooks get each input's events)."""
+        """Connect and replay the whole accounts log into the view (``catch_up`` hooks
+        get each input's events)."""
+        await self.connect(boot=False)
+        await self.catch_up(catch_up)
+
+    async def connect(self, *, boot: bool = True) -> BootSnapshot | None:
+        """Connect; with ``boot``, restore the view from the newest usable boot snapshot
+        and return it (the caller restores its market data from it too), else ``None``."""
         self.nc = await nats.connect(
             self.nats_url.split(","),
             max_reconnect_attempts=-1,
@@ -77,15 +87,45 @@ class ClusterRuntime:
         )
         self.client = AccountsClient(self.nc, self.shard)
         self.log = await JetStreamLog.open(self.nc, accounts_log(self.shard))
+        if not boot:
+            return None
+        snap = await load_boot_snapshot(self.nc.jetstream(), self.shard)
+        if snap is None:
+            return None
+        markets = [m.symbol for m in self.config.markets]
+        reason = ""
+        if snap.seq > self.log.last_seq:
+            reason = f"it is at seq {snap.seq}, beyond the log's end {self.log.last_seq}"
+        elif snap.markets != markets:
+            reason = f"its markets {snap.markets} are not {markets}"
+        else:
+            view = ExchangeView.restore(snap.view)
+            if view.config != self.config or view.last_seq != snap.seq:
+                reason = "its exchange configuration differs"
+        if reason:
+            log.warning("boot snapshot not used; replaying the log", reason=reason)
+            return None
+        self.view = view
+        log.info("booted from snapshot", log=accounts_log(self.shard), seq=snap.seq)
+        return snap
+
+    async def catch_up(self, hooks: list[Callable[[list[Any]], Any]] | None = None) -> None:
+        """Replay the accounts log after the view's seq into it (``hooks`` get each
+        input's events)."""
         decode = command_decoder.decode
         apply = self.view.apply
-        hooks = catch_up or []
-        async for _kind, _seq, payload in self.log.records(kind=COMMAND):
+        hooks = hooks or []
+        self.replayed = 0
+        async for _kind, _seq, payload in self.log.records(
+            after_seq=self.view.last_seq, kind=COMMAND
+        ):
             events = apply(decode(payload))
+            self.replayed += 1
             for hook in hooks:
                 hook(events)
         self.published_seq = self.view.last_seq
-        log.info("caught up", log=accounts_log(self.shard), last_seq=self.published_seq)
+        log.info("caught up", log=accounts_log(self.shard), last_seq=self.published_seq,
+                 replayed=self.replayed)  # fmt: skip
 
     async def start(self) -> None:
         self._follow = asyncio.create_task(self._follow_log(), name="crossbook-follow")
@@ -107,6 +147,11 @@ class ClusterRuntime:
     @property
     def core(self) -> ExchangeView:
         return self.view
+
+    @property
+    def failure(self) -> BaseException | None:
+        """Why following the log stopped, if it did."""
+        return self._failed
 
     @property
     def accepting(self) -> bool:

@@ -64,6 +64,19 @@ class _ServiceCollector(Collector):
             gauge = GaugeMetricFamily(f"crossbook_{key}", help_text, labels=["service"])
             gauge.add_metric(label, values.get(key, 0))
             yield gauge
+        if "snapshots" in values:  # services that publish snapshots for others
+            family = CounterMetricFamily(
+                "crossbook_snapshots", "Snapshots written.", labels=["service"]
+            )
+            family.add_metric(label, values["snapshots"])
+            yield family
+            gauge = GaugeMetricFamily(
+                "crossbook_snapshot_seq",
+                "The input seq of the newest snapshot.",
+                labels=["service"],
+            )
+            gauge.add_metric(label, values.get("snapshot_seq", 0))
+            yield gauge
 
 
 class Health:

@@ -148,6 +148,20 @@ def accounts_process(
     )  # fmt: skip
 
 
+def marketdata_process(
+    data_dir: Path, nats_url: str, *, shard: int = 0, replicas: int = 1,
+    snapshot_every: int = 100_000, snapshot_interval: float = 60.0,
+    log_dir: Path | None = None, metrics_port: int | None = None,
+) -> ServiceProcess:  # fmt: skip
+    return ServiceProcess(
+        f"marketdata-{shard}",
+        ["marketdata", "--shard", str(shard), "--data-dir", str(data_dir), "--nats-url", nats_url,
+         "--replicas", str(replicas), "--snapshot-every", str(snapshot_every),
+         "--snapshot-interval", str(snapshot_interval), *_metrics(metrics_port)],
+        log_dir=log_dir or data_dir / "logs",
+    )  # fmt: skip
+
+
 def _metrics(port: int | None) -> list[str]:
     return [] if port is None else ["--metrics-port", str(port)]
 

@@ -1,4 +1,4 @@
-"""Running one service as a process: ``crossbook service accounts|engine``.
+"""Running one service as a process: ``crossbook service accounts|engine|marketdata|...``.
 
 The process connects to NATS (reconnecting forever), starts the service, prints one
 ``ready`` line to stdout with what it recovered (and its ``metrics_port``: health and
@@ -281,6 +281,30 @@ def run_ledger_writer(
         nc = await _connect(nats_url)
         service = LedgerWriterService(nc, database_url, shard=shard)
         return await _serve(service, f"ledger-writer-{shard}", metrics_port)
+
+    return _run(main())
+
+
+def run_marketdata(
+    data_dir: Path,
+    nats_url: str,
+    *,
+    shard: int,
+    replicas: int,
+    snapshot_every: int = 100_000,
+    snapshot_interval: float = 60.0,
+    metrics_port: int | None = None,
+) -> int:
+    from crossbook.cluster.marketdata import MarketDataService
+
+    config = load_config(data_dir).exchange
+
+    async def main() -> int:
+        service = MarketDataService(
+            nats_url, data_dir, config, shard=shard, replicas=replicas,
+            snapshot_every=snapshot_every, snapshot_interval=snapshot_interval,
+        )  # fmt: skip
+        return await _serve(service, f"marketdata-{shard}", metrics_port)
 
     return _run(main())
 

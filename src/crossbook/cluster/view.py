@@ -7,15 +7,33 @@ the order of the accounts log, so the local books go through exactly the states 
 the engines' (their events are the engines' own, which arrive later in the log as
 :class:`~crossbook.domain.routing.EngineEventsReceived`). Reads (balances, open
 orders, depth) come from here; nothing here is ever written back.
+
+A view's snapshot is the accounts machine's and the local engine's snapshots at one
+seq of the log: restoring it and applying the log after that seq gives the same view
+as applying the whole log (gateways start from the market data service's newest one).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from crossbook.engine.matching import MatchingEngine
 from crossbook.exchange.core import ExchangeConfig
 from crossbook.exchange.split import AccountsMachine
+
+VIEW_SNAPSHOT_VERSION = 1
+
+
+class ViewSnapshot(msgspec.Struct, frozen=True):
+    version: int
+    accounts: bytes
+    engine: bytes
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(ViewSnapshot)
 
 
 class ExchangeView:
@@ -37,3 +55,19 @@ class ExchangeView:
         if forward is not None:
             self.engine.execute(forward)
         return events
+
+    def snapshot(self) -> bytes:
+        return _encoder.encode(
+            ViewSnapshot(VIEW_SNAPSHOT_VERSION, self.machine.snapshot(), self.engine.snapshot())
+        )
+
+    @classmethod
+    def restore(cls, data: bytes) -> ExchangeView:
+        snap = _decoder.decode(data)
+        if snap.version != VIEW_SNAPSHOT_VERSION:
+            raise ValueError(f"unsupported view snapshot version {snap.version}")
+        machine = AccountsMachine.restore(snap.accounts)
+        view = cls(machine.config)
+        view.machine, view.accounts = machine, machine.accounts
+        view.engine = MatchingEngine.restore(snap.engine)
+        return view

@@ -136,8 +136,9 @@ def create_app(
     async def open_cluster() -> tuple[Any, MarketData]:
         from crossbook.cluster.ledger import LedgerProgress
 
-        md = MarketData(runtime.config.markets)
-        await runtime.open(catch_up=[md.apply])
+        boot = await runtime.connect()  # the view from a boot snapshot, if there is one
+        md = MarketData.restore(boot.marketdata) if boot else MarketData(runtime.config.markets)
+        await runtime.catch_up([md.apply])
         projector = LedgerProgress(runtime.nc, url, shard=runtime.shard)
         await projector.start()
         return projector, md
