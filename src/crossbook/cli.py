@@ -146,6 +146,9 @@ NatsUrlOption = Annotated[
         "--nats-url", envvar="CROSSBOOK_NATS_URL", help="NATS server URL(s), comma-separated."
     ),
 ]
+ShardOption = Annotated[
+    int, typer.Option("--shard", envvar="CROSSBOOK_SHARD", help="Accounts shard.")
+]
 SnapshotEveryOption = Annotated[
     int,
     typer.Option(
@@ -181,7 +184,7 @@ ReplicasOption = Annotated[
 def service_accounts(
     data_dir: DataDirOption = Path("data"),
     nats_url: NatsUrlOption = "nats://127.0.0.1:4222",
-    shard: Annotated[int, typer.Option("--shard", envvar="CROSSBOOK_SHARD")] = 0,
+    shard: ShardOption = 0,
     replicas: ReplicasOption = 1,
     snapshot_every: SnapshotEveryOption = 200_000,
     metrics_port: MetricsPortOption = None,
@@ -293,7 +296,7 @@ def service_ledger_writer(
     database_url: DatabaseUrlOption,
     data_dir: DataDirOption = Path("data"),
     nats_url: NatsUrlOption = "nats://127.0.0.1:4222",
-    shard: Annotated[int, typer.Option("--shard", envvar="CROSSBOOK_SHARD")] = 0,
+    shard: ShardOption = 0,
     metrics_port: MetricsPortOption = None,
 ) -> None:
     """Projects an accounts log into SQL (history, audit, reconciliation)."""
@@ -308,7 +311,7 @@ def service_ledger_writer(
 def service_marketdata(
     data_dir: DataDirOption = Path("data"),
     nats_url: NatsUrlOption = "nats://127.0.0.1:4222",
-    shard: Annotated[int, typer.Option("--shard", envvar="CROSSBOOK_SHARD")] = 0,
+    shard: ShardOption = 0,
     replicas: ReplicasOption = 1,
     snapshot_every: SnapshotEveryOption = 100_000,
     snapshot_interval: Annotated[

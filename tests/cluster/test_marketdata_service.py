@@ -9,8 +9,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import nats
-
 from crossbook.bus.server import NatsServer
 from crossbook.cluster.boot import BootSnapshot, load_boot_snapshot, save_boot_snapshot
 from crossbook.cluster.client import AccountsClient
@@ -20,7 +18,7 @@ from crossbook.cluster.processes import marketdata_process
 from crossbook.domain.commands import CancelOrder
 from crossbook.domain.enums import Side
 from crossbook.marketdata import MarketData
-from tests.cluster.test_split_services import BTC, CONFIG, Deployment, deposit, limit, run
+from tests.cluster.test_split_services import BTC, CONFIG, deposit, limit, run, running_exchange
 
 
 async def _trade(client: AccountsClient, start: int, n: int) -> None:
@@ -57,12 +55,8 @@ def test_a_gateway_booted_from_the_snapshot_equals_one_that_replayed_the_whole_l
     nats_server: NatsServer, tmp_path: Path
 ) -> None:
     async def main() -> None:
-        deployment = Deployment(nats_server.url, tmp_path)
-        await deployment.start()
-        nc = await nats.connect(nats_server.url)
-        client = AccountsClient(nc)
-        service = MarketDataService(nats_server.url, tmp_path, CONFIG, snapshot_every=200)
-        try:
+        async with running_exchange(nats_server.url, tmp_path) as (deployment, client):
+            service = MarketDataService(nats_server.url, tmp_path, CONFIG, snapshot_every=200)
             await client.submit_many(
                 [deposit(u, a, 10**15, f"d{u}{a}") for u in range(1, 9) for a in ("BTC", "USDT")]
             )
@@ -78,7 +72,7 @@ def test_a_gateway_booted_from_the_snapshot_equals_one_that_replayed_the_whole_l
             await service.stop()
             await task
             await service.close()
-            snap = await load_boot_snapshot(nc.jetstream(), 0)
+            snap = await load_boot_snapshot(client.nc.jetstream(), 0)
             assert snap is not None and snap.seq == accounts.machine.last_seq
 
             await _trade(client, 600, 100)  # the log moves on past the snapshot
@@ -90,9 +84,6 @@ def test_a_gateway_booted_from_the_snapshot_equals_one_that_replayed_the_whole_l
             assert booted.view.last_seq == replayed.view.last_seq
             assert view == full_view
             assert md == full_md
-        finally:
-            await nc.close()
-            await deployment.stop_all()
 
     run(main())
 
@@ -103,24 +94,17 @@ def test_a_boot_snapshot_beyond_the_log_end_is_not_used(
     """After the log was recreated, an old snapshot would describe another history."""
 
     async def main() -> None:
-        deployment = Deployment(nats_server.url, tmp_path)
-        await deployment.start()
-        nc = await nats.connect(nats_server.url)
-        client = AccountsClient(nc)
-        try:
+        async with running_exchange(nats_server.url, tmp_path) as (_, client):
             await client.submit_many([deposit(1, "BTC", 10**9, "d1")])
             runtime, view, md = await _gateway_state(nats_server.url, tmp_path, boot=False)
             stale = BootSnapshot(
                 version=1, shard=0, seq=runtime.view.last_seq + 1_000,
                 markets=[m.symbol for m in CONFIG.markets], view=view, marketdata=md,
             )  # fmt: skip
-            await save_boot_snapshot(nc.jetstream(), stale)
+            await save_boot_snapshot(client.nc.jetstream(), stale)
             booted, booted_view, _ = await _gateway_state(nats_server.url, tmp_path, boot=True)
             assert booted.replayed == runtime.replayed  # the whole log, not the snapshot
             assert booted_view == view
-        finally:
-            await nc.close()
-            await deployment.stop_all()
 
     run(main())
 
@@ -129,30 +113,29 @@ def test_the_marketdata_service_process_reports_its_snapshots(
     nats_server: NatsServer, tmp_path: Path
 ) -> None:
     async def main() -> None:
-        deployment = Deployment(nats_server.url, tmp_path)
-        await deployment.start()
-        nc = await nats.connect(nats_server.url)
-        client = AccountsClient(nc)
         process = marketdata_process(
             tmp_path, nats_server.url, snapshot_every=10, snapshot_interval=0.5, metrics_port=0
         )
-        try:
-            await client.submit_many([deposit(u, "USDT", 10**12, f"d{u}") for u in range(1, 30)])
-            await asyncio.to_thread(process.start, 60.0)
-            port = process.ready["metrics_port"]
+        async with running_exchange(nats_server.url, tmp_path) as (deployment, client):
+            try:
+                await client.submit_many(
+                    [deposit(u, "USDT", 10**12, f"d{u}") for u in range(1, 30)]
+                )
+                await asyncio.to_thread(process.start, 60.0)
+                port = process.ready["metrics_port"]
 
-            def metrics() -> dict[str, Any]:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
-                    return dict(json.loads(r.read()))
+                def metrics() -> dict[str, Any]:
+                    url = f"http://127.0.0.1:{port}/healthz"
+                    with urllib.request.urlopen(url, timeout=5) as r:
+                        return dict(json.loads(r.read()))
 
-            await _wait(lambda: metrics()["snapshots"] >= 1)
-            health = metrics()
-            assert health["healthy"] is True
-            assert health["snapshot_seq"] == deployment.services["accounts"].machine.last_seq
-            assert await asyncio.to_thread(process.stop) == 0
-        finally:
-            await asyncio.to_thread(process.stop)
-            await nc.close()
-            await deployment.stop_all()
+                await _wait(lambda: metrics()["snapshots"] >= 1)
+                health = metrics()
+                assert health["healthy"] is True
+                accounts = deployment.services["accounts"]
+                assert health["snapshot_seq"] == accounts.machine.last_seq
+                assert await asyncio.to_thread(process.stop) == 0
+            finally:
+                await asyncio.to_thread(process.stop)
 
     run(main())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,19 @@ class Deployment:
             await self.stop(name)
 
 
+@contextlib.asynccontextmanager
+async def running_exchange(url: str, data_dir: Path) -> AsyncIterator[tuple[Deployment, Any]]:
+    """Every service started, and a client (a gateway's view of them); all stopped after."""
+    deployment = Deployment(url, data_dir)
+    await deployment.start()
+    nc = await nats.connect(url)
+    try:
+        yield deployment, AccountsClient(nc)
+    finally:
+        await nc.close()
+        await deployment.stop_all()
+
+
 def deposit(user: int, asset: str, amount: int, ref: str) -> Deposit:
     return Deposit(seq=0, ts=0, user=user, asset=asset, amount=amount, network="test",
                    deposit_id=ref)  # fmt: skip
@@ -83,11 +98,7 @@ def test_order_is_acknowledged_with_its_fills_and_settlement(
     nats_server: NatsServer, tmp_path: Path
 ) -> None:
     async def main() -> None:
-        deployment = Deployment(nats_server.url, tmp_path)
-        await deployment.start()
-        nc = await nats.connect(nats_server.url)
-        client = AccountsClient(nc)
-        try:
+        async with running_exchange(nats_server.url, tmp_path) as (deployment, client):
             price, qty = 50_000 * 10**BTC.price_scale, 10**6  # 0.01 BTC
             await client.submit_many([deposit(1, "BTC", 10**8, "d1"),
                                       deposit(2, "USDT", 10**12, "d2")])  # fmt: skip
@@ -103,9 +114,6 @@ def test_order_is_acknowledged_with_its_fills_and_settlement(
             accounts = deployment.services["accounts"].machine.accounts
             assert accounts.available(2, "BTC") > 0
             assert accounts.held(1, "BTC") == 0
-        finally:
-            await nc.close()
-            await deployment.stop_all()
 
     run(main())
 
@@ -114,11 +122,7 @@ def test_concurrent_submissions_all_settle_and_balance(
     nats_server: NatsServer, tmp_path: Path
 ) -> None:
     async def main() -> None:
-        deployment = Deployment(nats_server.url, tmp_path)
-        await deployment.start()
-        nc = await nats.connect(nats_server.url)
-        client = AccountsClient(nc)
-        try:
+        async with running_exchange(nats_server.url, tmp_path) as (deployment, client):
             await client.submit_many(
                 [deposit(u, a, 10**15, f"d{u}{a}") for u in range(1, 9) for a in ("BTC", "USDT")]
             )
@@ -143,9 +147,6 @@ def test_concurrent_submissions_all_settle_and_balance(
             resting = {o.order_id for o in engine.open_orders(BTC.symbol)}
             held = {oid for (m, oid) in machine.accounts.orders if m == BTC.symbol}
             assert held == resting
-        finally:
-            await nc.close()
-            await deployment.stop_all()
 
     run(main())
 
