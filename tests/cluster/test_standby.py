@@ -1,21 +1,26 @@
-"""Standbys (``--lease-ttl``) take over when the leading instance is killed: an engine
-standby follows its log while it waits (hot), an accounts standby recovers at takeover."""
+"""Standbys (``--lease-ttl``) take over when the leading instance is killed: an engine or
+accounts standby follows its log while it waits (hot), so little is left at takeover."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
+from typing import Any
 
 import nats
+import pytest
 
 from crossbook.bus.server import NatsServer
+from crossbook.cluster.accounts import AccountsService
 from crossbook.cluster.client import AccountsClient
 from crossbook.cluster.processes import ServiceProcess, accounts_process, engine_process
 from crossbook.cluster.verify import verify_deployment
 from crossbook.exchange.core import ExchangeConfig
 from crossbook.service import load_config
 from tests.cluster.test_faults import BTC, Load, assert_each_acknowledged_once, fund, orders
+from tests.cluster.test_split_services import running_exchange
 
 
 def engine_instance(tag: str, data_dir: Path, url: str) -> ServiceProcess:
@@ -146,6 +151,10 @@ def test_leading_accounts_killed_standby_takes_over_and_settles_everything(
                 await until_done(load, 500)
                 leader.kill()  # requests in flight are lost with it: unknown outcome
                 await asyncio.to_thread(standby.wait_ready, 30)
+                # hot: it followed the log while waiting (snapshots every 300 inputs would
+                # leave up to 300 to replay for a cold one)
+                assert standby.ready["replayed"] < 50, standby.ready
+                assert standby.ready["snapshot_seq"] > 300, standby.ready
                 await asyncio.wait_for(task, 90)
                 # the new leader serves (and settles) what comes after the takeover
                 after = orders(1, "after")[0]
@@ -165,3 +174,68 @@ def test_leading_accounts_killed_standby_takes_over_and_settles_everything(
             p.stop()
 
     assert_logs_verify(url, config)
+
+
+def _followed_then_taken_over(
+    url: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch, *, lose_a_forward: bool
+) -> tuple[Any, Any, str]:
+    """Run the exchange, follow its accounts log with a second instance, stop the leader
+    and take over; (the new leader's recovery, its machine, the old leader's state hash)."""
+    from crossbook.cluster import accounts as accounts_module
+
+    monkeypatch.setattr(accounts_module, "FOLLOWED_FORWARDS", 20)
+
+    async def main() -> tuple[Any, Any, str]:
+        async with running_exchange(url, data_dir) as (deployment, client):
+            await fund(client)
+            leader = deployment.services["accounts"]
+            nc = await nats.connect(url)
+            standby = AccountsService(nc, data_dir / "standby", ExchangeConfig())
+            current: dict[str, Any] = {}
+            follower = asyncio.create_task(standby.follow(current))
+            await Load(client, orders(300, "h")).run()
+            deadline = time.monotonic() + 20
+            while current.get("machine") is None or (
+                current["machine"].last_seq < leader.machine.last_seq
+            ):
+                assert time.monotonic() < deadline, "the standby did not catch up"
+                await asyncio.sleep(0.05)
+            assert current["machine"].state_hash() == leader.machine.state_hash()
+            assert len(current["forwards"]) == 20 and current["dropped"]
+            expected = leader.machine.state_hash()
+            await deployment.stop("accounts")
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+            if lose_a_forward:  # as if a forward the orders log lacks had been dropped
+                current["dropped"][BTC] = 10**12
+            await standby.start(current)
+            try:
+                return standby.stats.recovered, standby.machine, expected
+            finally:
+                await standby.stop()
+                await standby.close()
+                await nc.close()
+
+    return asyncio.run(asyncio.wait_for(main(), 90))
+
+
+def test_hot_accounts_standby_takes_over_from_the_state_it_followed(
+    nats_server: NatsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recovered, machine, expected = _followed_then_taken_over(
+        nats_server.url, tmp_path, monkeypatch, lose_a_forward=False
+    )
+    assert recovered.commands_replayed == 0
+    assert machine.state_hash() == expected
+
+
+def test_hot_standby_that_dropped_a_needed_forward_recovers_from_its_snapshot_instead(
+    nats_server: NatsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recovered, machine, expected = _followed_then_taken_over(
+        nats_server.url, tmp_path, monkeypatch, lose_a_forward=True
+    )
+    assert recovered.snapshot_seq == 0  # its own (empty) snapshot dir: the whole log
+    assert recovered.commands_replayed == machine.last_seq
+    assert machine.state_hash() == expected

@@ -13,6 +13,12 @@ Restart: newest snapshot + the log's tail; the forwards of the tail that an
 ``orders-SYMBOL`` log does not hold yet are appended again (an engine skips what it
 already ran); each engine log is tailed from the last command the accounts settled.
 Snapshots are taken only after the forwards they cover are durable.
+
+Hot standby (:meth:`AccountsService.follow`): while it waits for the lease, a standby
+applies the log as the leader writes it and keeps the forwards of the last
+``FOLLOWED_FORWARDS`` inputs; at takeover only the log after its machine is replayed,
+and the forwards an ``orders-SYMBOL`` log lacks are re-sent from what it kept (or,
+should it have dropped one of them, it recovers from its snapshot as a cold one does).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +49,7 @@ from crossbook.cluster.topology import (
     submit_subject,
 )
 from crossbook.cluster.wire import decode_request, encode_error, encode_reply, join_events
-from crossbook.domain.codec import command_encoder, events_decoder
+from crossbook.domain.codec import command_decoder, command_encoder, events_decoder
 from crossbook.domain.routing import EngineEventsReceived
 from crossbook.exchange.core import ExchangeConfig
 from crossbook.exchange.split import AccountsMachine
@@ -53,6 +59,9 @@ from crossbook.journal.snapshots import SnapshotStore
 from crossbook.service import Sequencer
 
 log = logging.getLogger(__name__)
+
+FOLLOWED_FORWARDS = 100_000
+"""Forwards a hot standby keeps (those of the newest inputs), to re-send at takeover."""
 
 
 @dataclass
@@ -122,7 +131,47 @@ class AccountsService:
         self._running = False
         self.on_commit: Callable[[float], None] | None = None
 
-    async def start(self) -> None:
+    def fresh_or_snapshot(self) -> AccountsMachine:
+        """The machine of the newest valid snapshot, or a fresh one."""
+        latest = self.snapshots.latest()
+        return (
+            AccountsMachine(self.config) if latest is None else AccountsMachine.restore(latest[1])
+        )
+
+    async def follow(self, current: dict[str, Any]) -> None:
+        """A hot standby's work until it leads (runs until cancelled): keep
+        ``current["machine"]`` equal to the leader's by applying its log as it grows, and
+        ``current["forwards"]`` the forwards of the newest inputs. ``current["dropped"]``
+        is, per market, the seq of the newest forward no longer kept (0: none dropped; a
+        snapshot's own forwards are all in their orders logs before it is published).
+        A command is applied once its EVENTS record is there too."""
+        machine = self.fresh_or_snapshot()
+        forwards: deque[EngineCommand] = deque()
+        dropped: dict[str, int] = {}
+        current.update(machine=machine, forwards=forwards, dropped=dropped)
+        log = await JetStreamLog.open(self.nc, accounts_log(self.shard), replicas=self.replicas)
+        decode = command_decoder.decode
+        held: tuple[int, bytes] | None = None
+        try:
+            async for records in log.tail(machine.last_seq):
+                for kind, seq, payload in records:
+                    if kind == COMMAND:
+                        held = (seq, payload)
+                    elif held is not None and held[0] == seq and seq > machine.last_seq:
+                        _events, forward = machine.route(decode(held[1]))
+                        held = None
+                        if forward is None:
+                            continue
+                        forwards.append(forward)
+                        if len(forwards) > FOLLOWED_FORWARDS:
+                            old = forwards.popleft()
+                            dropped[old.market] = old.seq
+        finally:
+            await log.close()
+
+    async def start(self, takeover: dict[str, Any] | None = None) -> None:
+        """Open the logs as their writer and recover: from the newest snapshot, or from
+        a hot standby's ``takeover`` state (:meth:`follow`), plus the log's tail."""
         nc = self.nc
         self.log = await JetStreamLog.open(
             nc, accounts_log(self.shard), replicas=self.replicas, fence=True
@@ -144,15 +193,23 @@ class AccountsService:
                 tail_forwards.append(forward)
             return events
 
+        current, kept = None, []
+        if takeover and all(
+            seq <= self.orders[m].last_seq for m, seq in takeover["dropped"].items()
+        ):  # every forward the orders logs may lack is among those kept
+            current, kept = takeover["machine"], list(takeover["forwards"])
         self.machine, self.stats.recovered = await replay_log(
             self.log,
             self.snapshots,
             lambda: AccountsMachine(self.config),
             AccountsMachine.restore,
             apply,
+            current=current,
         )
         self._since_snapshot = self.stats.recovered.commands_replayed
-        await self._forward([f for f in tail_forwards if f.seq > self.orders[f.market].last_seq])
+        await self._forward(
+            [f for f in (*kept, *tail_forwards) if f.seq > self.orders[f.market].last_seq]
+        )
         self.sequencer = Sequencer(self.machine.last_seq)
         self.stats.last_seq = self.machine.last_seq
         for market in self.markets:

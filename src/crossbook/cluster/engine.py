@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from nats.aio.client import Client as NATS
 
@@ -102,9 +103,10 @@ class EngineService:
         finally:
             await log.close()
 
-    async def start(self, current: MatchingEngine | None = None) -> None:
+    async def start(self, takeover: dict[str, Any] | None = None) -> None:
         """Open the logs as their writer and recover: from the newest snapshot, or from
-        ``current`` (a hot standby's engine), plus the log's tail."""
+        a hot standby's engine (``takeover["engine"]``, :meth:`follow`), plus the log's tail."""
+        current = takeover.get("engine") if takeover else None
         symbol = self.market.symbol
         self.log = await JetStreamLog.open(
             self.nc, engine_log(symbol), replicas=self.replicas, fence=True

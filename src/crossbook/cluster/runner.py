@@ -9,9 +9,9 @@ cannot go on (fenced off by another instance, or JetStream away for a minute) ex
 With ``--lease-ttl`` a service first takes the leader lease of the log it writes
 (JetStream KV, renewed every third of the TTL). While another instance holds it, this
 one is a standby: it prints ``{"standby": true}`` and waits; when the leader dies its
-lease lapses within the TTL and the standby recovers (snapshot + log) and leads. An
-engine standby is hot: it applies its log as the leader writes it, so at takeover only
-the last few records are left to apply. A
+lease lapses within the TTL and the standby takes over and leads. Standbys are hot:
+an engine or accounts standby applies its log as the leader writes it, so at takeover
+only the last few records are left to apply. A
 leader whose lease is taken stops at once and exits 1; fencing already refuses its
 commits (the new leader's first act is a fenced marker).
 """
@@ -140,7 +140,7 @@ async def _serve(
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    # a hot standby: an engine follows its log while it waits for the lease
+    # a hot standby: it follows its log while it waits for the lease
     current: dict[str, Any] = {}
     follower: asyncio.Task[None] | None = None
 
@@ -159,7 +159,7 @@ async def _serve(
     if leader is None:
         await service.nc.close()
         return 0  # stopped while a standby
-    service.takeover_from = current.get("engine")
+    service.takeover_from = current or None
     lost: list[str] = []
     stopping_tasks: list[asyncio.Task[None]] = []
 
