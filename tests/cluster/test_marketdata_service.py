@@ -9,12 +9,15 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from crossbook.bus.server import NatsServer
 from crossbook.cluster.boot import BootSnapshot, load_boot_snapshot, save_boot_snapshot
 from crossbook.cluster.client import AccountsClient
 from crossbook.cluster.gateway_runtime import ClusterRuntime
 from crossbook.cluster.marketdata import MarketDataService
 from crossbook.cluster.processes import marketdata_process
+from crossbook.cluster.verify import verify_deployment
 from crossbook.domain.commands import CancelOrder
 from crossbook.domain.enums import Side
 from crossbook.marketdata import MarketData
@@ -84,6 +87,15 @@ def test_a_gateway_booted_from_the_snapshot_equals_one_that_replayed_the_whole_l
             assert booted.view.last_seq == replayed.view.last_seq
             assert view == full_view
             assert md == full_md
+            assert await verify_deployment(client.nc, CONFIG) == []
+
+            # a boot snapshot that does not match the log is reported
+            wrong = msgspec.structs.replace(snap, marketdata=full_md)  # market data of later
+            await save_boot_snapshot(client.nc.jetstream(), wrong)
+            errors = await verify_deployment(client.nc, CONFIG)
+            assert errors == [
+                f"boot snapshot at seq {snap.seq}: its market data differs from the replay's"
+            ]
 
     run(main())
 
@@ -105,6 +117,9 @@ def test_a_boot_snapshot_beyond_the_log_end_is_not_used(
             booted, booted_view, _ = await _gateway_state(nats_server.url, tmp_path, boot=True)
             assert booted.replayed == runtime.replayed  # the whole log, not the snapshot
             assert booted_view == view
+            assert await verify_deployment(client.nc, CONFIG) == [
+                f"boot snapshot at seq {stale.seq}: the accounts log ends at {runtime.view.last_seq}"
+            ]
 
     run(main())
 

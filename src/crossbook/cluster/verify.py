@@ -10,7 +10,9 @@ Everything is re-derived from the logs alone, from the beginning:
   forwards are exactly what ``orders-SYMBOL`` holds;
 - the ledger invariants of the replayed state: every transaction balances, every asset
   sums to zero, no user balance is negative; and, for markets whose every forwarded
-  command is settled, holds equal what the engine's open orders can still spend.
+  command is settled, holds equal what the engine's open orders can still spend;
+- the gateways' boot snapshot (:mod:`crossbook.cluster.boot`), if there is one, equals
+  the view and market data of a replay of ``accounts-K`` up to its seq.
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ from nats.aio.client import Client as NATS
 
 from crossbook.accounts.checks import ledger_errors, transaction_errors
 from crossbook.bus.jetstream import JetStreamLog
+from crossbook.cluster.boot import load_boot_snapshot
 from crossbook.cluster.topology import accounts_log, engine_log, orders_log
+from crossbook.cluster.view import ExchangeView
 from crossbook.domain.codec import command_decoder, command_encoder
 from crossbook.engine.matching import MatchingEngine
 from crossbook.exchange.core import ExchangeConfig
 from crossbook.exchange.split import AccountsMachine
 from crossbook.journal.framing import COMMAND, EVENTS
+from crossbook.marketdata import MarketData
 
 
 async def _records(nc: NATS, name: str) -> list[tuple[int, int, bytes]]:
@@ -95,7 +100,9 @@ async def replay_deployment(
         all_events.extend(events)
         return events
 
-    _replay(accounts_log(shard), await _records(nc, accounts_log(shard)), apply, errors)
+    records = await _records(nc, accounts_log(shard))
+    _replay(accounts_log(shard), records, apply, errors)
+    errors += await _boot_snapshot_errors(nc, config, shard, records)
     errors += transaction_errors(all_events)
     settled_markets = []
     for symbol, seqs in orders.items():
@@ -114,6 +121,26 @@ async def replay_deployment(
             continue
         errors.append(error)
     return errors, machine
+
+
+async def _boot_snapshot_errors(
+    nc: NATS, config: ExchangeConfig, shard: int, records: list[tuple[int, int, bytes]]
+) -> list[str]:
+    snap = await load_boot_snapshot(nc.jetstream(), shard)
+    if snap is None:
+        return []
+    view, md = ExchangeView(config), MarketData(config.markets)
+    for kind, seq, payload in records:
+        if kind == COMMAND and seq <= snap.seq:
+            md.apply(view.apply(command_decoder.decode(payload)))
+    if view.last_seq != snap.seq:
+        return [f"boot snapshot at seq {snap.seq}: the accounts log ends at {view.last_seq}"]
+    errors = []
+    if view.snapshot() != snap.view:
+        errors.append(f"boot snapshot at seq {snap.seq}: its view differs from the replay's")
+    if md.snapshot() != snap.marketdata:
+        errors.append(f"boot snapshot at seq {snap.seq}: its market data differs from the replay's")
+    return errors
 
 
 def config_symbols(config: ExchangeConfig) -> list[str]:
