@@ -129,3 +129,26 @@ def test_finish_gives_up_on_a_snapshot_that_never_became_durable(tmp_path: Path)
     assert not bg.running
     assert store.latest() is None
     assert _temp_files(tmp_path) == []
+
+
+def test_the_child_does_not_hold_the_parents_connections_open(tmp_path: Path) -> None:
+    """A killed writer's connections must close at once, even while its child encodes."""
+    import socket
+
+    store = SnapshotStore(tmp_path)
+    bg = BackgroundSnapshots(store)
+    ours, peer = socket.socketpair()
+
+    def slow() -> bytes:
+        time.sleep(3)
+        return b"late"
+
+    try:
+        assert bg.start(1, slow)
+        ours.close()  # the parent's side goes away; the child must not keep it open
+        peer.settimeout(1.0)
+        assert peer.recv(1) == b""  # end-of-file now, not once the child is done
+        assert bg.running
+    finally:
+        bg.abort()
+        peer.close()

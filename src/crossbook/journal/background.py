@@ -14,8 +14,9 @@ Invariants:
   the child removes what it staged and exits.
 * At most one child runs at a time; :meth:`start` refuses (returns ``False``) while one
   runs, and the owner simply tries again later.
-* The child never touches the parent's sockets or event loop: it resets the signal
-  handlers it inherited, and leaves with ``os._exit``.
+* The child never touches the parent's sockets or event loop: it closes every file it
+  inherited (but stdio and its pipe), resets the signal handlers, and leaves with
+  ``os._exit``.
 """
 
 from __future__ import annotations
@@ -55,6 +56,14 @@ def _forget_signal_handlers() -> None:
         signal.set_wakeup_fd(-1)
     except ValueError:  # not the main thread: no handlers of the parent's run here
         pass
+
+
+def _close_inherited_files(keep: int) -> None:
+    """The parent's sockets and files (all but stdio and ``keep``): held open here, a
+    killed parent's connections would stay open until this child ends."""
+    limit = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 65_536
+    os.closerange(3, keep)
+    os.closerange(keep + 1, limit)
 
 
 class BackgroundSnapshots:
@@ -167,6 +176,7 @@ class BackgroundSnapshots:
         code = _EXIT_ABANDONED
         try:
             _forget_signal_handlers()
+            _close_inherited_files(keep=go)
             os.nice(_CHILD_NICENESS)  # the writer's own work comes first on a busy machine
             staged = self.store.stage(seq, produce())
             if os.read(go, 1) == _GO:
