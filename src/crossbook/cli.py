@@ -146,8 +146,17 @@ NatsUrlOption = Annotated[
         "--nats-url", envvar="CROSSBOOK_NATS_URL", help="NATS server URL(s), comma-separated."
     ),
 ]
+def _existing_shard(shard: int) -> int:
+    if shard != 0:
+        raise typer.BadParameter("only shard 0 exists: the accounts are not sharded yet")
+    return shard
+
+
 ShardOption = Annotated[
-    int, typer.Option("--shard", envvar="CROSSBOOK_SHARD", help="Accounts shard.")
+    int,
+    typer.Option(
+        "--shard", envvar="CROSSBOOK_SHARD", help="Accounts shard.", callback=_existing_shard
+    ),
 ]
 SnapshotEveryOption = Annotated[
     int,
@@ -193,9 +202,6 @@ def service_accounts(
     """The accounts service of one shard: holds, settlement, fees, the ledger's source."""
     from crossbook.cluster.runner import run_accounts
 
-    if shard != 0:
-        console.print("[red]only shard 0 exists: the accounts are not sharded yet[/red]")
-        raise typer.Exit(2)
     raise typer.Exit(
         run_accounts(
             data_dir.resolve(), nats_url, shard=shard, replicas=replicas,

@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from crossbook.verify import verify
 from tests.gateway.conftest import start_server, stop_server
 from tests.gateway.test_binance_rest import Client
@@ -77,3 +79,16 @@ def test_cluster_with_standbys_survives_its_leading_engine(tmp_path: Path) -> No
         assert stop_server(server) == 0, server.log.read_text()[-3000:]
     report = verify(data_dir)
     assert report.ok, [(name, errors) for name, errors in report.checks if errors]
+
+
+@pytest.mark.parametrize(
+    "service", [["accounts"], ["marketdata"], ["ledger-writer", "--database-url", "x"]]
+)
+def test_a_service_for_a_shard_that_does_not_exist_is_refused(service: list[str]) -> None:
+    from typer.testing import CliRunner
+
+    from crossbook.cli import app
+
+    result = CliRunner().invoke(app, ["service", *service, "--shard", "1"])
+    assert result.exit_code == 2
+    assert "only shard 0 exists" in " ".join(result.output.replace("│", " ").split())
