@@ -146,6 +146,8 @@ NatsUrlOption = Annotated[
         "--nats-url", envvar="CROSSBOOK_NATS_URL", help="NATS server URL(s), comma-separated."
     ),
 ]
+
+
 def _existing_shard(shard: int) -> int:
     if shard != 0:
         raise typer.BadParameter("only shard 0 exists: the accounts are not sharded yet")
