@@ -1,12 +1,14 @@
 """Paths of the projection writer that the main scenario does not take: an order id reused
-after its order closed (a created row meeting a stored one), amounts around SQLite's
-64-bit integers, and migration 0003 upgrading a database that already holds rows."""
+after its order closed (a created row meeting a stored one), client order ids that COPY
+must escape, amounts around SQLite's 64-bit integers, and migrations 0003 and 0004
+upgrading (and 0004 downgrading) a database that already holds rows."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import pytest
+from alembic import command
 from sqlalchemy import inspect, text
 
 from crossbook.domain.commands import CancelOrder, Command
@@ -14,7 +16,8 @@ from crossbook.domain.enums import Side
 from crossbook.domain.events import OrderAccepted
 from crossbook.domain.markets import DEFAULT_MARKETS
 from crossbook.engine.matching import MatchingEngine
-from crossbook.ledger import ProjectionWriter, make_engine, migrate
+from crossbook.ledger import ProjectionWriter, make_engine, migrate, schema_revision
+from crossbook.ledger.db import alembic_config
 from crossbook.ledger.queries import all_balances, get_order, open_orders
 from tests.ledger.scenario import (
     ACCOUNTS_LOG,
@@ -77,6 +80,26 @@ def test_order_id_reused_after_close(new_db: Callable[[], str], batch_size: int)
         6, 6, TS0 + 6, TS0 + 6,
     )  # fmt: skip
     assert [(o.market, o.order_id) for o in open_orders(url)] == [("BTCUSDT", 1)]
+
+
+def test_order_strings_that_copy_must_escape(db_url: str) -> None:
+    """Client order ids with COPY's special characters (tab, newline, backslash, ``\\N``)
+    read back as given, whether the order's row was only created or also changed by a
+    later batch."""
+    odd = ["a\tb", "c\nd\re", "back\\slash", "\\N"]
+    commands: list[Command] = [
+        _place(n + 1, n + 1, Side.SELL, price=P50000 + n, quantity=BTC, client_order_id=coid)
+        for n, coid in enumerate(odd)
+    ]
+    commands.append(CancelOrder(seq=9, ts=TS0 + 9, market="BTCUSDT", owner=2, order_id=2))
+    engine = MatchingEngine(DEFAULT_MARKETS)
+    items = [(c.seq, list(engine.execute(c))) for c in commands]
+    with ProjectionWriter(db_url, auto_migrate=True) as writer:
+        writer.write(ENGINE_LOG, items[:2])
+        writer.write(ENGINE_LOG, items[2:])
+    rows = [get_order(db_url, "BTCUSDT", n + 1) for n in range(len(odd))]
+    assert [r.client_order_id if r else None for r in rows] == odd
+    assert [r.status if r else None for r in rows] == ["new", "cancelled", "new", "new"]
 
 
 def test_amounts_around_64_bits_are_stored_exactly(db_url: str) -> None:
@@ -145,7 +168,7 @@ def test_migration_0003_upgrades_a_populated_database(new_db: Callable[[], str])
     finally:
         engine.dispose()
     before = dump(url)
-    migrate(url)
+    migrate(url, "0003")
     assert dump(url) == before
     engine = make_engine(url)
     try:
@@ -170,6 +193,81 @@ def test_migration_0003_upgrades_a_populated_database(new_db: Callable[[], str])
         writer.write(ACCOUNTS_LOG, acc)
     full_run(reference, 100)
     assert dump(url) == dump(reference)
+
+
+def downgrade(url: str, revision: str) -> None:
+    cfg = alembic_config(url)
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, revision)
+    finally:
+        engine.dispose()
+
+
+def ledger_indexes(url: str) -> dict[str, object]:
+    """The unique constraints of ``ledger_transactions`` and the primary key and indexes
+    of ``ledger_postings``, by name."""
+    engine = make_engine(url)
+    try:
+        insp = inspect(engine)
+        pk = insp.get_pk_constraint("ledger_postings")
+        return {
+            "uniques": {u["name"]: u["column_names"]
+                        for u in insp.get_unique_constraints("ledger_transactions")},
+            "postings_pk": (pk["name"], pk["constrained_columns"]),
+            "postings": {ix["name"]: ix["column_names"]
+                         for ix in insp.get_indexes("ledger_postings")},
+        }  # fmt: skip
+    finally:
+        engine.dispose()
+
+
+BEFORE_0004 = {
+    "uniques": {"uq_ledger_transactions_log_tx_id": ["log", "tx_id"]},
+    "postings_pk": ("pk_ledger_postings", ["tx_id", "n"]),
+    "postings": {"ix_ledger_postings_account_asset": ["account", "asset"]},
+}
+AFTER_0004 = {
+    "uniques": {},
+    "postings_pk": ("pk_ledger_postings", ["tx_id", "n"]),
+    "postings": {"ix_ledger_postings_account": ["account"]},
+}
+
+
+def test_migration_0004_upgrades_and_downgrades_a_populated_database(
+    new_db: Callable[[], str],
+) -> None:
+    """A database written at revision 0003 upgrades in place (rows kept, the unique
+    (log, tx_id) gone, postings indexed by account alone, their primary key kept), the
+    writer goes on, and the downgrade restores the constraint and the index with the
+    rows."""
+    url, reference = new_db(), new_db()
+    eng, acc = engine_items(), accounts_items()
+    migrate(url, "0003")
+    with ProjectionWriter(url) as writer:
+        writer.write(ENGINE_LOG, eng[:10])
+        writer.write(ACCOUNTS_LOG, acc[:3])
+    assert ledger_indexes(url) == BEFORE_0004
+    before = dump(url)
+    migrate(url)
+    assert schema_revision(url) == "0004"
+    assert dump(url) == before
+    assert ledger_indexes(url) == AFTER_0004
+    with ProjectionWriter(url) as writer:
+        writer.write(ENGINE_LOG, eng)
+        writer.write(ACCOUNTS_LOG, acc)
+    full_run(reference, 100)
+    after = dump(url)
+    assert after == dump(reference)
+    downgrade(url, "0003")
+    assert schema_revision(url) == "0003"
+    assert ledger_indexes(url) == BEFORE_0004
+    assert dump(url) == after
+    migrate(url)
+    assert ledger_indexes(url) == AFTER_0004
+    assert dump(url) == after
 
 
 def test_transaction_without_postings(db_url: str) -> None:

@@ -30,7 +30,6 @@ from sqlalchemy import (
     Numeric,
     String,
     Table,
-    UniqueConstraint,
 )
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -97,7 +96,8 @@ ledger_transactions = Table(
     Column("ts", BigInteger, nullable=False),
     Column("type", String, nullable=False),
     Column("ref", String, nullable=False),
-    UniqueConstraint("log", "tx_id", name="uq_ledger_transactions_log_tx_id"),
+    # no unique constraint on (log, tx_id) (dropped by migration 0004): the primary key
+    # already makes tx_id unique, and nothing looks rows up by log
 )
 """One row per ``TransactionPosted``; ``seq`` is the input seq of ``log`` that posted it."""
 
@@ -111,7 +111,10 @@ ledger_postings = Table(
     Column("account", String, nullable=False),
     Column("asset", String, nullable=False),
     Column("amount", Amount, nullable=False),
-    Index("ix_ledger_postings_account_asset", "account", "asset"),
+    # by account only (migration 0004; it was (account, asset)): the history queries
+    # select an owner's accounts and at most filter them by asset, and a one-column key
+    # is cheaper to maintain on every posting
+    Index("ix_ledger_postings_account", "account"),
 )
 """The postings of a transaction, ``n`` = 0, 1, ... in the order posted."""
 
