@@ -9,6 +9,7 @@ from collections import Counter
 from crossbook.bench.workload import generate
 from crossbook.domain.enums import OrderType
 from crossbook.domain.events import OrderFilled
+from crossbook.domain.ledger import TransactionPosted
 from crossbook.exchange.core import ExchangeCore
 from crossbook.ledger import OPEN_STATUSES, ProjectionWriter, make_engine
 from crossbook.ledger.queries import (
@@ -18,6 +19,7 @@ from crossbook.ledger.queries import (
     list_trades,
     open_orders,
     progress,
+    trade_fees,
     unbalanced_transactions,
 )
 from crossbook.ledger.schema import orders
@@ -68,6 +70,25 @@ def check_against_core(url: str, core: ExchangeCore, items: list[Item]) -> None:
     finally:
         engine.dispose()
     assert statuses["filled"] > 0
+    check_trade_fees(url, items)
+
+
+def check_trade_fees(url: str, items: list[Item]) -> None:
+    """``trade_fees`` gives, per trade, exactly what its settlement posted to ``fees``."""
+    expected: dict[str, dict[int, dict[str, int]]] = {}
+    for _, events in items:
+        for e in events:
+            if type(e) is TransactionPosted and e.type == "trade":
+                _, market, trade_id = e.ref.split(":")
+                per = expected.setdefault(market, {}).setdefault(int(trade_id), {})
+                for posting in e.postings:
+                    if posting.account == "fees":
+                        per[posting.asset] = per.get(posting.asset, 0) + posting.amount
+    assert expected
+    for market, fees in expected.items():
+        charged = {t: f for t, f in fees.items() if f}
+        assert trade_fees(url, market, list(fees)) == charged
+        assert trade_fees(url, market, [10**12]) == {}
 
 
 def test_scenario_through_the_exchange_pipeline(db_url: str) -> None:

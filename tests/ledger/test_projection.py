@@ -90,9 +90,12 @@ def test_migrations_create_the_schema(db_url: str) -> None:
                 conn, opts={"compare_type": True, "version_table": VERSION_TABLE}
             )
             assert compare_metadata(ctx, metadata) == []  # migrations == schema.py
-        # tx_id is the primary key; no other constraint or index on transactions
+        # tx_id is the primary key; besides it only the trade settlements' refs
         assert inspect(engine).get_unique_constraints("ledger_transactions") == []
-        assert inspect(engine).get_indexes("ledger_transactions") == []
+        indexes = inspect(engine).get_indexes("ledger_transactions")
+        assert [(i["name"], i["column_names"]) for i in indexes] == [
+            ("ix_ledger_transactions_trade_ref", ["ref"])
+        ]
         amount_type = {c["name"]: c["type"] for c in inspect(engine).get_columns("balances")}
         if engine.dialect.name == "postgresql":
             assert str(amount_type["amount"]) == "NUMERIC(78, 0)"
@@ -319,3 +322,24 @@ def test_text_with_copy_delimiters_round_trips(db_url: str) -> None:
     assert rows["ledger_transactions"][1] == (2, ACCOUNTS_LOG, 2, TS0 + 2, odd, odd)
     postings = [r[2:] for r in rows["ledger_postings"] if r[0] == 2]
     assert postings == [(odd, "BTC", -3), ("user:1:available", odd, 3)]
+
+
+def test_trade_fees_are_found_through_the_trade_ref_index_not_a_scan(db_url: str) -> None:
+    from crossbook.ledger.queries import trade_settlements_query
+
+    migrate(db_url)
+    engine = make_engine(db_url)
+    query = trade_settlements_query(["trade:BTCUSDT:1", "trade:BTCUSDT:2"])
+    try:
+        with engine.connect() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SET enable_seqscan = off"))  # an empty table: plan as if big
+                compiled = query.compile(engine, compile_kwargs={"literal_binds": True})
+                plan = "\n".join(r[0] for r in conn.execute(text(f"EXPLAIN {compiled}")))
+            else:
+                compiled = query.compile(engine, compile_kwargs={"literal_binds": True})
+                rows = conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))
+                plan = "\n".join(str(r[-1]) for r in rows)
+    finally:
+        engine.dispose()
+    assert "ix_ledger_transactions_trade_ref" in plan, plan

@@ -251,7 +251,7 @@ def test_migration_0004_upgrades_and_downgrades_a_populated_database(
         writer.write(ACCOUNTS_LOG, acc[:3])
     assert ledger_indexes(url) == BEFORE_0004
     before = dump(url)
-    migrate(url)
+    migrate(url, "0004")
     assert schema_revision(url) == "0004"
     assert dump(url) == before
     assert ledger_indexes(url) == AFTER_0004
@@ -265,7 +265,7 @@ def test_migration_0004_upgrades_and_downgrades_a_populated_database(
     assert schema_revision(url) == "0003"
     assert ledger_indexes(url) == BEFORE_0004
     assert dump(url) == after
-    migrate(url)
+    migrate(url, "0004")
     assert ledger_indexes(url) == AFTER_0004
     assert dump(url) == after
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, Select, func, select
 from sqlalchemy.engine import URL
@@ -281,22 +282,32 @@ def trades_of(
     return rows[::-1] if ordered_newest else rows
 
 
+def trade_settlements_query(refs: list[str]) -> Select[Any]:
+    """``(tx_id, ref)`` of the trade settlements with these refs, through the partial
+    index on trade refs (never by reading every transaction)."""
+    tx = ledger_transactions.c
+    return select(tx.tx_id, tx.ref).where(tx.type == "trade", tx.ref.in_(refs))
+
+
 def trade_fees(source: Source, market: str, trade_ids: list[int]) -> dict[int, dict[str, int]]:
     """Fees charged on the given trades: ``{trade_id: {asset: amount}}`` (the buyer's fee
     is in the base asset, the seller's in the quote asset)."""
     if not trade_ids:
         return {}
     refs = {f"trade:{market}:{t}": t for t in trade_ids}
-    p, tx = ledger_postings.c, ledger_transactions.c
-    query = (
-        select(tx.ref, p.asset, p.amount)
-        .select_from(ledger_postings.join(ledger_transactions, p.tx_id == tx.tx_id))
-        .where(tx.ref.in_(list(refs)), p.account == "fees")
-    )
+    p = ledger_postings.c
     out: dict[int, dict[str, int]] = {}
     with _engine(source) as engine, engine.connect() as conn:
-        for ref, asset, amount in conn.execute(query):
-            per = out.setdefault(refs[ref], {})
+        trade_of = {
+            tx_id: refs[ref] for tx_id, ref in conn.execute(trade_settlements_query(list(refs)))
+        }
+        if not trade_of:
+            return {}
+        fees = select(p.tx_id, p.asset, p.amount).where(
+            p.tx_id.in_(list(trade_of)), p.account == "fees"
+        )  # by the postings' primary key
+        for tx_id, asset, amount in conn.execute(fees):
+            per = out.setdefault(trade_of[tx_id], {})
             per[asset] = per.get(asset, 0) + amount
     return out
 

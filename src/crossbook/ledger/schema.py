@@ -30,6 +30,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Table,
+    text,
 )
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -98,6 +99,13 @@ ledger_transactions = Table(
     Column("ref", String, nullable=False),
     # no unique constraint on (log, tx_id) (dropped by migration 0004): the primary key
     # already makes tx_id unique, and nothing looks rows up by log
+    # trade settlements by ref (fees of given trades); only trade rows (migration 0005)
+    Index(
+        "ix_ledger_transactions_trade_ref",
+        "ref",
+        postgresql_where=text("type = 'trade'"),
+        sqlite_where=text("type = 'trade'"),
+    ),
 )
 """One row per ``TransactionPosted``; ``seq`` is the input seq of ``log`` that posted it."""
 
