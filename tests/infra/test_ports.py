@@ -34,3 +34,24 @@ def test_a_port_in_use_is_not_picked() -> None:
         busy.listen()
         taken = busy.getsockname()[1]
         assert taken not in free_ports(100)
+
+
+def test_a_port_picked_by_another_process_is_not_handed_out_here() -> None:
+    import subprocess
+    import sys
+
+    code = "from crossbook.infra.ports import free_ports; print(*free_ports(100))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    theirs = [int(p) for p in out.stdout.split()]
+    assert len(theirs) == 100
+    assert not any(ports._claim(p) for p in theirs)  # claimed by the other process
+
+
+def test_a_stale_claim_is_taken_over() -> None:
+    import os
+
+    port = free_port()
+    claim = ports._CLAIMS / str(port)
+    old = claim.stat().st_mtime - ports.CLAIM_SECONDS - 1
+    os.utime(claim, (old, old))
+    assert ports._claim(port)
