@@ -151,3 +151,15 @@ def test_a_temp_file_being_staged_by_a_live_process_is_left_alone(tmp_path: Path
         live.wait()
     SnapshotStore(tmp_path)
     assert not staging.exists()
+
+
+def test_a_snapshot_blob_round_trips_and_damage_is_detected() -> None:
+    import pytest
+
+    from crossbook.journal.snapshots import decode_snapshot, encode_snapshot
+
+    blob = encode_snapshot(42, b"state")
+    assert decode_snapshot(blob) == (42, b"state")
+    for damaged in (blob[:10], blob[:-1], blob[:-1] + b"X", b"XXXXXXXX" + blob[8:]):
+        with pytest.raises(ValueError):
+            decode_snapshot(damaged)

@@ -41,6 +41,7 @@ from crossbook.accounts.core import EngineCommand
 from crossbook.bus.jetstream import JetStreamLog
 from crossbook.cluster.health import metrics_of
 from crossbook.cluster.recovery import Recovered, commit_until_durable, replay_log
+from crossbook.cluster.shared_snapshots import SnapshotSharer, fetch_quietly
 from crossbook.cluster.topology import (
     accounts_log,
     engine_log,
@@ -127,6 +128,7 @@ class AccountsService:
         self._batches: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=64)
         self._tasks: list[asyncio.Task[None]] = []
         self._since_snapshot = 0
+        self._shared = 0
         self._stopping = False
         self._running = False
         self.on_commit: Callable[[float], None] | None = None
@@ -193,11 +195,16 @@ class AccountsService:
                 tail_forwards.append(forward)
             return events
 
+        self.sharer = SnapshotSharer(
+            nc.jetstream(), self.snapshots, accounts_log(self.shard), replicas=self.replicas
+        )
         current, kept = None, []
         if takeover and all(
             seq <= self.orders[m].last_seq for m, seq in takeover["dropped"].items()
         ):  # every forward the orders logs may lack is among those kept
             current, kept = takeover["machine"], list(takeover["forwards"])
+        if current is None:  # on a new machine: the newest snapshot another instance shared
+            await fetch_quietly(self.sharer, log_end=self.log.last_seq)
         self.machine, self.stats.recovered = await replay_log(
             self.log,
             self.snapshots,
@@ -269,6 +276,7 @@ class AccountsService:
             committer.cancel()
         await asyncio.to_thread(self.background.finish)
         await self._snapshot()
+        await self.sharer.close()
 
     def _compute(self, items: list[tuple[str, Any]]) -> _Batch | None:
         stamp = self.sequencer.stamp
@@ -375,6 +383,9 @@ class AccountsService:
                 stats.last_seq = batch.last_seq
             self.background.durable(batches[-1].last_seq)
             self.background.poll()
+            if self.background.taken != self._shared:
+                self._shared = self.background.taken
+                self.sharer.offer()
             self.stats.waiting = len(self._waiting)
             if ending:
                 return

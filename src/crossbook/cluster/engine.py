@@ -26,6 +26,7 @@ from crossbook.bus.consumer import DurableConsumer, Record
 from crossbook.bus.jetstream import JetStreamLog
 from crossbook.cluster.health import metrics_of
 from crossbook.cluster.recovery import Recovered, commit_until_durable, replay_log
+from crossbook.cluster.shared_snapshots import SnapshotSharer, fetch_quietly
 from crossbook.cluster.topology import engine_log, orders_log, service_dir
 from crossbook.domain.codec import command_decoder, command_encoder
 from crossbook.domain.markets import Market
@@ -70,6 +71,7 @@ class EngineService:
         self.background = BackgroundSnapshots(self.snapshots)
         self.stats = EngineStats()
         self._since_snapshot = 0
+        self._shared = 0
         self._stop = asyncio.Event()
         self._running = False
         self.on_commit: Callable[[float], None] | None = None
@@ -117,6 +119,11 @@ class EngineService:
         def apply(engine: MatchingEngine, command: object) -> list[object]:
             return list(engine.execute(command))  # type: ignore[arg-type]
 
+        self.sharer = SnapshotSharer(
+            self.nc.jetstream(), self.snapshots, engine_log(symbol), replicas=self.replicas
+        )
+        if current is None:  # on a new machine: the newest snapshot another instance shared
+            await fetch_quietly(self.sharer, log_end=self.log.last_seq)
         self.engine, self.stats.recovered = await replay_log(
             self.log,
             self.snapshots,
@@ -165,6 +172,7 @@ class EngineService:
             self._running = False
         await asyncio.to_thread(self.background.finish)
         await self._snapshot()
+        await self.sharer.close()
 
     async def _consume(self) -> None:
         while not self._stop.is_set():
@@ -175,6 +183,9 @@ class EngineService:
             self.stats.redelivered_skipped += stats.skipped
             self._since_snapshot += self.stats.commands - before
             self.background.poll()
+            if self.background.taken != self._shared:
+                self._shared = self.background.taken
+                self.sharer.offer()
             # everything applied is committed here: the child may publish at once
             seq = self.engine.last_seq
             if self._since_snapshot >= self.snapshot_every and self.background.start(

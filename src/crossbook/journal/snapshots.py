@@ -29,7 +29,15 @@ import tempfile
 import zlib
 from pathlib import Path
 
-__all__ = ["MAGIC", "SNAP_HEADER", "SkippedSnapshot", "SnapshotStore", "snapshot_name"]
+__all__ = [
+    "MAGIC",
+    "SNAP_HEADER",
+    "SkippedSnapshot",
+    "SnapshotStore",
+    "decode_snapshot",
+    "encode_snapshot",
+    "snapshot_name",
+]
 
 MAGIC = b"CBSNAP01"
 SNAP_HEADER = struct.Struct("<8sQQI")
@@ -56,6 +64,28 @@ class SkippedSnapshot:
 
 def _crc(seq: int, data: bytes | bytearray | memoryview) -> int:
     return zlib.crc32(data, zlib.crc32(_SEQ_LEN.pack(seq, len(data))))
+
+
+def encode_snapshot(seq: int, data: bytes | bytearray | memoryview) -> bytes:
+    """A snapshot as one self-checking blob (the file format: header, then the data), to
+    keep elsewhere than in a store's directory (an object store)."""
+    return SNAP_HEADER.pack(MAGIC, seq, len(data), _crc(seq, data)) + bytes(data)
+
+
+def decode_snapshot(blob: bytes) -> tuple[int, bytes]:
+    """``(seq, data)`` of a blob made by :func:`encode_snapshot`; ``ValueError`` if it is
+    damaged (short, bad magic, wrong length or CRC)."""
+    if len(blob) < SNAP_HEADER.size:
+        raise ValueError(f"short snapshot header: {len(blob)} bytes")
+    magic, seq, length, crc = SNAP_HEADER.unpack_from(blob)
+    data = blob[SNAP_HEADER.size :]
+    if magic != MAGIC:
+        raise ValueError("bad snapshot magic")
+    if length != len(data):
+        raise ValueError(f"snapshot length {len(data)}, header says {length}")
+    if _crc(seq, data) != crc:
+        raise ValueError("snapshot CRC mismatch")
+    return seq, data
 
 
 def _fsync_dir(path: Path) -> None:
