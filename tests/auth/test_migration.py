@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import delete, inspect, select
@@ -10,18 +9,7 @@ from sqlalchemy import delete, inspect, select
 from crossbook.auth.schema import api_keys, metadata, users
 from crossbook.ledger import head_revision, make_engine, migrate, schema_revision
 from crossbook.ledger import metadata as ledger_metadata
-from crossbook.ledger.db import VERSION_TABLE, alembic_config
-
-
-def downgrade(url: str, revision: str) -> None:
-    cfg = alembic_config(url)
-    engine = make_engine(url)
-    try:
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, revision)
-    finally:
-        engine.dispose()
+from crossbook.ledger.db import VERSION_TABLE, downgrade
 
 
 def test_auth_tables_share_the_ledger_metadata() -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from alembic import command
 from sqlalchemy import inspect, text
 
 from crossbook.domain.commands import CancelOrder, Command
@@ -17,7 +16,7 @@ from crossbook.domain.events import OrderAccepted
 from crossbook.domain.markets import DEFAULT_MARKETS
 from crossbook.engine.matching import MatchingEngine
 from crossbook.ledger import ProjectionWriter, make_engine, migrate, schema_revision
-from crossbook.ledger.db import alembic_config
+from crossbook.ledger.db import downgrade
 from crossbook.ledger.queries import all_balances, get_order, open_orders
 from tests.ledger.scenario import (
     ACCOUNTS_LOG,
@@ -193,17 +192,6 @@ def test_migration_0003_upgrades_a_populated_database(new_db: Callable[[], str])
         writer.write(ACCOUNTS_LOG, acc)
     full_run(reference, 100)
     assert dump(url) == dump(reference)
-
-
-def downgrade(url: str, revision: str) -> None:
-    cfg = alembic_config(url)
-    engine = make_engine(url)
-    try:
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, revision)
-    finally:
-        engine.dispose()
 
 
 def ledger_indexes(url: str) -> dict[str, object]:

@@ -10,6 +10,7 @@ and the ``crossbook_add(a, b)`` function the writer uses to add exact decimal st
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,12 +94,22 @@ def head_revision() -> str:
 
 def migrate(url: str | URL, revision: str = "head") -> None:
     """Upgrade the database at ``url`` to ``revision`` (default: the newest); idempotent."""
+    _run_migrations(url, command.upgrade, revision)
+
+
+def downgrade(url: str | URL, revision: str) -> None:
+    """Take the database at ``url`` back to ``revision`` (rows kept, as each migration's
+    downgrade keeps them)."""
+    _run_migrations(url, command.downgrade, revision)
+
+
+def _run_migrations(url: str | URL, step: Callable[[Config, str], None], revision: str) -> None:
     cfg = alembic_config(url)
     engine = make_engine(url)
     try:
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
+            step(cfg, revision)
     finally:
         engine.dispose()
 
