@@ -14,6 +14,7 @@ from crossbook.cluster.deploy import DATABASE, LocalCluster
 from crossbook.infra.ports import free_port
 from crossbook.infra.postgres import PostgresReplicaSet
 from crossbook.verify import verify
+from tests.cluster.test_cluster_cli import place
 from tests.gateway.conftest import searchable_by_everyone
 from tests.gateway.test_binance_rest import Client
 
@@ -28,13 +29,6 @@ def wait_for(what: str, check: object, timeout: float = 60.0) -> None:
 def history_ids(client: Client) -> set[int]:
     r = client.signed("GET", "/api/v3/allOrders", symbol="BTCUSDT")
     return {o["orderId"] for o in r.json()} if r.status_code == 200 else set()
-
-
-def place(client: Client, price: str) -> int:
-    r = client.signed("POST", "/api/v3/order", symbol="BTCUSDT", side="BUY", type="LIMIT",
-                      timeInForce="GTC", quantity="0.001", price=price)  # fmt: skip
-    assert r.status_code == 200, r.text
-    return int(r.json()["orderId"])
 
 
 def test_primary_lost_standby_promoted_history_goes_on(tmp_path: Path) -> None:

@@ -27,6 +27,12 @@ def engine_instance(tag: str, data_dir: Path, url: str) -> ServiceProcess:
     return engine_process(BTC, data_dir, url, snapshot_every=300, lease_ttl=1.5, tag=f"-{tag}")
 
 
+def start_leader_and_standby(leader: ServiceProcess, standby: ServiceProcess) -> None:
+    leader.start()
+    standby.start(timeout=0)
+    wait_until("the second instance waits as a standby", lambda: _said_standby(standby))
+
+
 def wait_until(what: str, check: object, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():  # type: ignore[operator]
@@ -46,9 +52,7 @@ def test_leading_engine_killed_standby_takes_over_and_nothing_is_lost(
     try:
         for p in others:
             p.start()
-        leader.start()
-        standby.start(timeout=0)
-        wait_until("the second instance waits as a standby", lambda: _said_standby(standby))
+        start_leader_and_standby(leader, standby)
         accounts.start()
 
         async def main() -> Load:
@@ -112,9 +116,7 @@ def test_standby_stopped_while_waiting_exits_cleanly(
     leader = engine_instance("a", tmp_path, nats_server.url)
     standby = engine_instance("b", tmp_path, nats_server.url)
     try:
-        leader.start()
-        standby.start(timeout=0)
-        wait_until("the standby says so", lambda: _said_standby(standby))
+        start_leader_and_standby(leader, standby)
         assert standby.stop() == 0
         assert leader.running()
     finally:
@@ -137,9 +139,7 @@ def test_leading_accounts_killed_standby_takes_over_and_settles_everything(
     try:
         for p in engines:
             p.start()
-        leader.start()
-        standby.start(timeout=0)
-        wait_until("the second instance waits as a standby", lambda: _said_standby(standby))
+        start_leader_and_standby(leader, standby)
 
         async def main() -> Load:
             nc = await nats.connect(url)

@@ -40,7 +40,12 @@ from nats.aio.msg import Msg
 from crossbook.accounts.core import EngineCommand
 from crossbook.bus.jetstream import JetStreamLog
 from crossbook.cluster.health import metrics_of
-from crossbook.cluster.recovery import Recovered, commit_until_durable, replay_log
+from crossbook.cluster.recovery import (
+    Recovered,
+    commit_until_durable,
+    completed_commands,
+    replay_log,
+)
 from crossbook.cluster.shared_snapshots import SnapshotSharer, fetch_quietly
 from crossbook.cluster.topology import (
     accounts_log,
@@ -50,7 +55,7 @@ from crossbook.cluster.topology import (
     submit_subject,
 )
 from crossbook.cluster.wire import decode_request, encode_error, encode_reply, join_events
-from crossbook.domain.codec import command_decoder, command_encoder, events_decoder
+from crossbook.domain.codec import command_encoder, events_decoder
 from crossbook.domain.routing import EngineEventsReceived
 from crossbook.exchange.core import ExchangeConfig
 from crossbook.exchange.split import AccountsMachine
@@ -128,7 +133,6 @@ class AccountsService:
         self._batches: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=64)
         self._tasks: list[asyncio.Task[None]] = []
         self._since_snapshot = 0
-        self._shared = 0
         self._stopping = False
         self._running = False
         self.on_commit: Callable[[float], None] | None = None
@@ -146,30 +150,21 @@ class AccountsService:
         ``current["forwards"]`` the forwards of the newest inputs. ``current["dropped"]``
         is, per market, the seq of the newest forward no longer kept (0: none dropped; a
         snapshot's own forwards are all in their orders logs before it is published).
-        A command is applied once its EVENTS record is there too."""
+        Commands come as :func:`completed_commands` gives them."""
         machine = self.fresh_or_snapshot()
         forwards: deque[EngineCommand] = deque()
         dropped: dict[str, int] = {}
         current.update(machine=machine, forwards=forwards, dropped=dropped)
-        log = await JetStreamLog.open(self.nc, accounts_log(self.shard), replicas=self.replicas)
-        decode = command_decoder.decode
-        held: tuple[int, bytes] | None = None
-        try:
-            async for records in log.tail(machine.last_seq):
-                for kind, seq, payload in records:
-                    if kind == COMMAND:
-                        held = (seq, payload)
-                    elif held is not None and held[0] == seq and seq > machine.last_seq:
-                        _events, forward = machine.route(decode(held[1]))
-                        held = None
-                        if forward is None:
-                            continue
-                        forwards.append(forward)
-                        if len(forwards) > FOLLOWED_FORWARDS:
-                            old = forwards.popleft()
-                            dropped[old.market] = old.seq
-        finally:
-            await log.close()
+        async for command in completed_commands(
+            self.nc, accounts_log(self.shard), machine.last_seq, replicas=self.replicas
+        ):
+            _events, forward = machine.route(command)
+            if forward is None:
+                continue
+            forwards.append(forward)
+            if len(forwards) > FOLLOWED_FORWARDS:
+                old = forwards.popleft()
+                dropped[old.market] = old.seq
 
     async def start(self, takeover: dict[str, Any] | None = None) -> None:
         """Open the logs as their writer and recover: from the newest snapshot, or from
@@ -383,9 +378,7 @@ class AccountsService:
                 stats.last_seq = batch.last_seq
             self.background.durable(batches[-1].last_seq)
             self.background.poll()
-            if self.background.taken != self._shared:
-                self._shared = self.background.taken
-                self.sharer.offer()
+            self.sharer.offer_if_new(self.background.taken)
             self.stats.waiting = len(self._waiting)
             if ending:
                 return

@@ -25,7 +25,12 @@ from nats.aio.client import Client as NATS
 from crossbook.bus.consumer import DurableConsumer, Record
 from crossbook.bus.jetstream import JetStreamLog
 from crossbook.cluster.health import metrics_of
-from crossbook.cluster.recovery import Recovered, commit_until_durable, replay_log
+from crossbook.cluster.recovery import (
+    Recovered,
+    commit_until_durable,
+    completed_commands,
+    replay_log,
+)
 from crossbook.cluster.shared_snapshots import SnapshotSharer, fetch_quietly
 from crossbook.cluster.topology import engine_log, orders_log, service_dir
 from crossbook.domain.codec import command_decoder, command_encoder
@@ -71,7 +76,6 @@ class EngineService:
         self.background = BackgroundSnapshots(self.snapshots)
         self.stats = EngineStats()
         self._since_snapshot = 0
-        self._shared = 0
         self._stop = asyncio.Event()
         self._running = False
         self.on_commit: Callable[[float], None] | None = None
@@ -85,25 +89,14 @@ class EngineService:
 
     async def follow(self, current: dict[str, MatchingEngine]) -> None:
         """A hot standby's work until it leads: keep ``current["engine"]`` equal to the
-        leader's by applying its log as it grows (runs until cancelled). A command is
-        applied once its EVENTS record is there too: one left without them (its
-        leader died between two messages of a batch) is for the takeover's recovery,
-        which completes it."""
+        leader's by applying its log as it grows (runs until cancelled; see
+        :func:`completed_commands`)."""
         engine = current["engine"] = self.fresh_or_snapshot()
-        symbol = self.market.symbol
-        log = await JetStreamLog.open(self.nc, engine_log(symbol), replicas=self.replicas)
-        decode = command_decoder.decode
-        held: tuple[int, bytes] | None = None
-        try:
-            async for records in log.tail(engine.last_seq):
-                for kind, seq, payload in records:
-                    if kind == COMMAND:
-                        held = (seq, payload)
-                    elif held is not None and held[0] == seq and seq > engine.last_seq:
-                        engine.execute(decode(held[1]))
-                        held = None
-        finally:
-            await log.close()
+        log = engine_log(self.market.symbol)
+        async for command in completed_commands(
+            self.nc, log, engine.last_seq, replicas=self.replicas
+        ):
+            engine.execute(command)
 
     async def start(self, takeover: dict[str, Any] | None = None) -> None:
         """Open the logs as their writer and recover: from the newest snapshot, or from
@@ -183,9 +176,7 @@ class EngineService:
             self.stats.redelivered_skipped += stats.skipped
             self._since_snapshot += self.stats.commands - before
             self.background.poll()
-            if self.background.taken != self._shared:
-                self._shared = self.background.taken
-                self.sharer.offer()
+            self.sharer.offer_if_new(self.background.taken)
             # everything applied is committed here: the child may publish at once
             seq = self.engine.last_seq
             if self._since_snapshot >= self.snapshot_every and self.background.start(

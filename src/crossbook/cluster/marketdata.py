@@ -35,6 +35,9 @@ from crossbook.marketdata import MarketData
 
 log = structlog.get_logger("crossbook.cluster.marketdata")
 
+LAG_INTERVAL = 5.0
+"""Seconds between reads of the log's end (for the lag metric)."""
+
 
 @dataclass
 class MarketDataStats:
@@ -105,16 +108,18 @@ class MarketDataService:
     async def run(self) -> None:
         """Follow the log until :meth:`stop`; write boot snapshots as it goes and at the end."""
         self._running = True
-        last = time.monotonic()
+        last = measured = time.monotonic()
         try:
             while not self._stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), 0.5)
                 if self.runtime.failure is not None:
                     raise RuntimeError("lost the accounts log") from self.runtime.failure
-                with contextlib.suppress(Exception):  # for the lag metric only
-                    await self.runtime.log.refresh()
-                    self._log_end = self.runtime.log.last_seq
+                if time.monotonic() - measured >= LAG_INTERVAL:
+                    measured = time.monotonic()
+                    with contextlib.suppress(Exception):  # for the lag metric only
+                        await self.runtime.log.refresh()
+                        self._log_end = self.runtime.log.last_seq
                 due = time.monotonic() - last >= self.snapshot_interval
                 if self._since_snapshot >= self.snapshot_every or (due and self._since_snapshot):
                     await self.snapshot()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
+
+from nats.aio.client import Client as NATS
 
 from crossbook.bus.jetstream import CommitError, FencedError, JetStreamLog
 from crossbook.domain.codec import command_decoder, command_encoder
@@ -77,3 +79,26 @@ async def commit_until_durable(log: JetStreamLog, *, attempts: int = 600) -> Non
             if attempt == attempts - 1:
                 raise
             await asyncio.sleep(0.1)
+
+
+async def completed_commands(
+    nc: NATS, name: str, after_seq: int, *, replicas: int = 1
+) -> AsyncIterator[Any]:
+    """A hot standby's input: the commands of log ``name`` after ``after_seq``, decoded, as
+    the leader writes them (until cancelled). A command is given once its EVENTS record
+    is there too: one left without them (its leader died between two messages of a
+    batch) is for the takeover's recovery, which completes it."""
+    log = await JetStreamLog.open(nc, name, replicas=replicas)
+    decode = command_decoder.decode
+    held: tuple[int, bytes] | None = None
+    last = after_seq
+    try:
+        async for records in log.tail(after_seq):
+            for kind, seq, payload in records:
+                if kind == COMMAND:
+                    held = (seq, payload)
+                elif held is not None and held[0] == seq and seq > last:
+                    command, last, held = decode(held[1]), seq, None
+                    yield command
+    finally:
+        await log.close()

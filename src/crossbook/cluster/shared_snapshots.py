@@ -21,7 +21,7 @@ import contextlib
 import io
 import logging
 
-from nats.js.api import ObjectStoreConfig
+from nats.js.api import ObjectInfo, ObjectMeta, ObjectStoreConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import BucketNotFoundError, DigestMismatchError, NotFoundError
 
@@ -53,8 +53,15 @@ async def share_snapshot(
         bucket = await js.create_object_store(
             SNAPSHOT_BUCKET, config=ObjectStoreConfig(replicas=replicas)
         )
-    await bucket.put(name, encode_snapshot(seq, data))
+    meta = ObjectMeta(name=name, description=f"seq {seq}")  # read before fetching
+    await bucket.put(name, encode_snapshot(seq, data), meta=meta)
     return seq
+
+
+def _announced_seq(info: ObjectInfo) -> int | None:
+    description = info.description or ""
+    number = description.removeprefix("seq ")
+    return int(number) if description.startswith("seq ") and number.isdigit() else None
 
 
 async def fetch_shared_snapshot(
@@ -62,9 +69,15 @@ async def fetch_shared_snapshot(
 ) -> int | None:
     """Copy the shared snapshot ``name`` into ``store`` if it is usable and newer than the
     local one; the seq it added, else ``None``."""
+    local = store.latest()
     received = io.BytesIO()
     try:
         bucket = await js.object_store(SNAPSHOT_BUCKET)
+        announced = _announced_seq(await bucket.get_info(name))
+        if announced is not None and (
+            announced > log_end or (local is not None and local[0] >= announced)
+        ):
+            return None  # not usable or not newer: no need to fetch it
         await bucket.get(name, writeinto=received)
     except (NotFoundError, DigestMismatchError):
         return None
@@ -73,7 +86,6 @@ async def fetch_shared_snapshot(
     except ValueError as exc:
         log.warning("shared snapshot %s unusable: %s", name, exc)
         return None
-    local = store.latest()
     if seq > log_end:
         log.warning("shared snapshot %s at seq %d is beyond the log's end %d", name, seq, log_end)
         return None
@@ -92,6 +104,14 @@ class SnapshotSharer:
         self.shared_seq = 0
         self._task: asyncio.Task[None] | None = None
         self._again = False
+        self._taken = 0
+
+    def offer_if_new(self, taken: int) -> None:
+        """Offer once more snapshots were taken (``taken``: how many so far) than when last
+        offered this way."""
+        if taken != self._taken:
+            self._taken = taken
+            self.offer()
 
     def offer(self) -> None:
         """A new local snapshot may exist: share it (soon)."""
