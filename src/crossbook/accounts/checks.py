@@ -5,10 +5,13 @@ what is wrong (empty when all hold); the tests run them after every step and
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from crossbook.accounts.core import Accounts
 from crossbook.domain.enums import Side
 from crossbook.domain.ledger import TransactionPosted
+from crossbook.engine.book import OrderBook
 from crossbook.exchange.core import ExchangeCore
 
 
@@ -28,18 +31,55 @@ def transaction_errors(events: list[Any]) -> list[str]:
 
 def ledger_errors(core: ExchangeCore) -> list[str]:
     """The global invariants of the account service against the engine's books."""
-    acc = core.accounts
+    return balance_errors(core.accounts.balances) + hold_errors(
+        core.accounts, core.engine.books.values()
+    )
+
+
+def sharded_ledger_errors(shards: Sequence[Accounts], books: Iterable[OrderBook]) -> list[str]:
+    """The invariants of sharded accounts (``shards[k]`` is shard ``k``) once every
+    forward and every engine event has reached every shard: each shard's ledger sums to
+    zero per asset and its holds match its users' open orders; across shards nothing is
+    negative that must not be, and every ``clearing:<market>`` account sums to zero."""
     errors: list[str] = []
+    merged: dict[tuple[str, str], int] = defaultdict(int)
+    books = list(books)
+    for k, acc in enumerate(shards):
+        errors += [f"shard {k}: {e}" for e in _sum_errors(acc.balances)]
+        errors += [f"shard {k}: {e}" for e in hold_errors(acc, books)]
+        for key, amount in acc.balances.items():
+            merged[key] += amount
+    errors += balance_errors(merged)
+    errors += [
+        f"{account} {asset} sums to {amount} across shards"
+        for (account, asset), amount in merged.items()
+        if amount and account.startswith("clearing:")
+    ]
+    return errors
+
+
+def _sum_errors(balances: Mapping[tuple[str, str], int]) -> list[str]:
     per_asset: dict[str, int] = defaultdict(int)
-    for (account, asset), amount in acc.balances.items():
+    for (_, asset), amount in balances.items():
         per_asset[asset] += amount
+    return [f"ledger of {a} sums to {s}" for a, s in per_asset.items() if s]
+
+
+def balance_errors(balances: Mapping[tuple[str, str], int]) -> list[str]:
+    """The ledger sums to zero per asset; no user balance, fees or rounding below zero."""
+    errors: list[str] = []
+    for (account, asset), amount in balances.items():
         if account.startswith("user:") and amount < 0:
             errors.append(f"negative balance {account} {asset} = {amount}")
         if account in ("fees", "rounding") and amount < 0:
             errors.append(f"negative {account} {asset} = {amount}")
-    errors += [f"ledger of {a} sums to {s}" for a, s in per_asset.items() if s]
+    return errors + _sum_errors(balances)
 
-    # held balances equal the holds of open orders and pending withdrawals
+
+def hold_errors(acc: Accounts, books: Iterable[OrderBook]) -> list[str]:
+    """Held balances equal the holds of open orders and pending withdrawals, and every
+    open order of ``acc``'s users has exactly the hold it can still spend."""
+    errors: list[str] = []
     holds: dict[tuple[int, str], int] = defaultdict(int)
     for order in acc.orders.values():
         holds[(order.owner, order.asset)] += order.held
@@ -56,11 +96,13 @@ def ledger_errors(core: ExchangeCore) -> list[str]:
         if acc.balances.get((f"user:{user}:held", asset), 0) != amount:
             errors.append(f"holds of user {user} in {asset} = {amount} but held is not")
 
-    # every open order in an engine has exactly the hold it can still spend
     open_keys = set()
-    for symbol, book in core.engine.books.items():
+    for book in books:
         market = book.market
+        symbol = market.symbol
         for o in book.open_orders():
+            if o.owner % acc.shards != acc.shard:
+                continue  # another shard's
             key = (symbol, o.order_id)
             open_keys.add(key)
             h = acc.orders.get(key)

@@ -20,6 +20,23 @@ Rounding (all exact integers; the exchange never pays out what it did not receiv
   was placed (market schedule, user tier).
 - A limit buy keeps held ``ceil((S + P * leaves * 10**quote_scale) / D) - ceil(S / D)``
   (``P`` its limit price): price improvement flows back to available after each fill.
+
+Shards (:mod:`crossbook.domain.sharding`). With ``K > 1`` shards, this machine is shard
+``k`` and owns the users ``u`` with ``u % K == k``; a command about another user is
+refused (``wrong_shard``). What it forwards carries the global seq ``s * K + k``, which
+is also a new order's id, and its transaction ids are ``n * K + k``, so ids are unique
+across shards. Every shard sees every engine event of a market and keeps those about
+its own users. A fill between users of two shards is settled in halves, each shard
+posting its own user's side against ``clearing:<market>``:
+
+- the buyer's shard: held quote ``-cost``, clearing quote ``+X``, rounding ``cost - X``,
+  clearing base ``-qty``, available base ``qty - fee``, fees base ``fee``;
+- the seller's shard: clearing quote ``-X``, available quote ``gross - fee``, fees quote
+  ``fee``, rounding ``X - gross``, held base ``-qty``, clearing base ``+qty``;
+
+with ``X = floor(price * qty * 10**quote_scale / D)``, which both shards compute alike.
+Each half sums to zero per asset; the clearing postings of the two halves cancel, and
+together the halves post exactly what one unsharded settlement posts.
 """
 
 from __future__ import annotations
@@ -34,6 +51,8 @@ from crossbook.domain.commands import AmendOrder, CancelAll, CancelOrder, PlaceO
 from crossbook.domain.enums import OrderType, RejectReason, Side
 from crossbook.domain.events import (
     AmendRejected,
+    BookLevelChanged,
+    CancelRejected,
     Event,
     OrderAmended,
     OrderCancelled,
@@ -54,9 +73,11 @@ from crossbook.domain.ledger import (
     SetFeeTier,
     SettleWithdrawal,
     TransactionPosted,
+    clearing,
     external,
 )
 from crossbook.domain.markets import Asset, Market
+from crossbook.domain.sharding import check_shard
 
 MILLION = 1_000_000
 BUY = Side.BUY
@@ -66,6 +87,9 @@ EngineCommand = PlaceOrder | CancelOrder | CancelAll | AmendOrder
 AccountCommand = (
     Deposit | RequestWithdrawal | SettleWithdrawal | CancelWithdrawal | AdjustBalance | SetFeeTier
 )
+
+_USER_COMMANDS = (Deposit, RequestWithdrawal, AdjustBalance, SetFeeTier)
+_BY_WITHDRAWAL_ID = (SettleWithdrawal, CancelWithdrawal)
 
 
 class FeeRate(msgspec.Struct, frozen=True):
@@ -164,7 +188,13 @@ class Accounts:
         assets: Iterable[Asset],
         markets: Iterable[Market],
         fees: FeeSchedule | None = None,
+        *,
+        shard: int = 0,
+        shards: int = 1,
     ) -> None:
+        check_shard(shard, shards)
+        self.shard = shard
+        self.shards = shards
         self.assets = {a.code: a for a in assets}
         self.markets = {m.symbol: m for m in markets}
         for m in self.markets.values():
@@ -221,7 +251,8 @@ class Accounts:
             key = (p.account, p.asset)
             balances[key] = balances.get(key, 0) + p.amount
         self.tx_seq += 1
-        out.append(TransactionPosted(seq, ts, self.tx_seq, type_, ref, tuple(postings)))
+        tx_id = self.tx_seq * self.shards + self.shard
+        out.append(TransactionPosted(seq, ts, tx_id, type_, ref, tuple(postings)))
 
     def _move(
         self,
@@ -252,8 +283,44 @@ class Accounts:
         if command.seq <= self.last_seq:
             return Outcome()
         self.last_seq = command.seq
-        result: Outcome = self._handlers[type(command)](command)
+        shards = self.shards
+        if shards == 1:
+            result: Outcome = self._handlers[type(command)](command)
+            return result
+        # a withdrawal is settled or cancelled by its id, where it is held
+        if type(command) not in _BY_WITHDRAWAL_ID:
+            user = command.user if type(command) in _USER_COMMANDS else command.owner  # type: ignore[union-attr]
+            if user % shards != self.shard:
+                return self._wrong_shard(command)
+        result = self._handlers[type(command)](command)
+        if result.forward is not None:
+            result.forward = msgspec.structs.replace(
+                result.forward, seq=command.seq * shards + self.shard
+            )
         return result
+
+    def _wrong_shard(self, c: EngineCommand | AccountCommand) -> Outcome:
+        """Refuse a command about a user of another shard (the router sent it astray)."""
+        reason = RejectReason.WRONG_SHARD
+        if isinstance(c, PlaceOrder):
+            return self._reject_order(c, self._order_id(c), reason)
+        if isinstance(c, CancelOrder):
+            event: Any = CancelRejected(
+                c.seq, c.ts, c.market, c.order_id, c.owner, c.client_order_id, reason
+            )
+        elif isinstance(c, CancelAll):
+            event = CancelRejected(c.seq, c.ts, c.market, 0, c.owner, "", reason)
+        elif isinstance(c, AmendOrder):
+            event = AmendRejected(
+                c.seq, c.ts, c.market, c.order_id, c.owner, c.client_order_id, reason
+            )
+        else:
+            return self._reject(c, f"user:{c.user}", reason.value)  # type: ignore[union-attr]
+        return Outcome([event])
+
+    def _order_id(self, c: PlaceOrder) -> int:
+        """A new order's id: the one given, else the global seq of its command."""
+        return c.order_id or c.seq * self.shards + self.shard
 
     def _forward(self, c: CancelOrder | CancelAll) -> Outcome:
         return Outcome(forward=c)
@@ -283,7 +350,7 @@ class Accounts:
         market = self.markets.get(symbol)
         if market is None:
             return Outcome(forward=c)  # the engine rejects it; nothing to hold
-        oid = c.order_id or c.seq
+        oid = self._order_id(c)
         key = (symbol, oid)
         if key in self.orders:
             return self._reject_order(c, oid, RejectReason.DUPLICATE_ORDER_ID)
@@ -372,11 +439,16 @@ class Accounts:
     def apply_engine_events(self, events: Iterable[Event]) -> list[Any]:
         """Settle fills and release holds for one command's engine events.
 
-        Returns the engine events interleaved with the transactions they caused."""
+        Returns the engine events interleaved with the transactions they caused. With
+        several shards, only the events about this shard's users (a fill: about either
+        side) are kept; book levels are left to market data."""
         out: list[Any] = []
+        shards = self.shards
         for e in events:
-            out.append(e)
             t = type(e)
+            if shards > 1 and not self._concerns(e, t):
+                continue
+            out.append(e)
             if t is OrderFilled:
                 self._settle(e, out)  # type: ignore[arg-type]
             elif t is OrderCancelled or t is OrderExpired or t is OrderRejected:
@@ -386,6 +458,16 @@ class Accounts:
             elif t is AmendRejected:
                 self._true_up(e, out)  # type: ignore[arg-type]
         return out
+
+    def _concerns(self, e: Event, t: type) -> bool:
+        """Whether an engine event is about one of this shard's users."""
+        shards, shard = self.shards, self.shard
+        if t is OrderFilled:
+            f: OrderFilled = e  # type: ignore[assignment]
+            return f.taker_owner % shards == shard or f.maker_owner % shards == shard
+        if t is BookLevelChanged:
+            return False
+        return e.owner % shards == shard  # type: ignore[union-attr]
 
     def _close(self, market: str, order_id: int, seq: int, ts: int, out: list[Any]) -> None:
         h = self.orders.pop((market, order_id), None)
@@ -422,9 +504,11 @@ class Accounts:
             self._release_excess(h, self.markets[e.market], oid, e.seq, e.ts, out)
 
     def _settle(self, e: OrderFilled, out: list[Any]) -> None:
+        """Settle a fill: both sides, or (shards) this shard's side against clearing."""
         market = self.markets[e.market]
-        taker = self.orders[(e.market, e.taker_order_id)]
-        maker = self.orders[(e.market, e.maker_order_id)]
+        orders = self.orders
+        taker = orders.get((e.market, e.taker_order_id))
+        maker = orders.get((e.market, e.maker_order_id))
         if e.taker_side is BUY:
             buyer, seller, buyer_is_taker = taker, maker, True
         else:
@@ -432,40 +516,72 @@ class Accounts:
         qty = e.quantity
         d, unit = self._scales[e.market]
         delta = e.price * qty * unit
-        cost = _ceil_div(buyer.paid_scaled + delta, d) - _ceil_div(buyer.paid_scaled, d)
-        gross = (seller.paid_scaled + delta) // d - seller.paid_scaled // d
-        buyer.paid_scaled += delta
-        seller.paid_scaled += delta
-        fee_base = self._fee(buyer, qty, buyer_is_taker)
-        fee_quote = self._fee(seller, gross, not buyer_is_taker)
-        b_avail, b_held = self.names(buyer.owner)
-        s_avail, s_held = self.names(seller.owner)
         base, quote = market.base, market.quote
-        postings = [
-            Posting(b_held, quote, -cost),
-            Posting(s_avail, quote, gross - fee_quote),
-            Posting(FEES, quote, fee_quote),
-            Posting(ROUNDING, quote, cost - gross),
-            Posting(s_held, base, -qty),
-            Posting(b_avail, base, qty - fee_base),
-            Posting(FEES, base, fee_base),
-        ]
+        cost = gross = fee_base = fee_quote = 0
+        if buyer is not None:
+            cost = _ceil_div(buyer.paid_scaled + delta, d) - _ceil_div(buyer.paid_scaled, d)
+            buyer.paid_scaled += delta
+            fee_base = self._fee(buyer, qty, buyer_is_taker)
+        if seller is not None:
+            gross = (seller.paid_scaled + delta) // d - seller.paid_scaled // d
+            seller.paid_scaled += delta
+            fee_quote = self._fee(seller, gross, not buyer_is_taker)
+        if buyer is not None and seller is not None:
+            b_avail, b_held = self.names(buyer.owner)
+            s_avail, s_held = self.names(seller.owner)
+            postings = [
+                Posting(b_held, quote, -cost),
+                Posting(s_avail, quote, gross - fee_quote),
+                Posting(FEES, quote, fee_quote),
+                Posting(ROUNDING, quote, cost - gross),
+                Posting(s_held, base, -qty),
+                Posting(b_avail, base, qty - fee_base),
+                Posting(FEES, base, fee_base),
+            ]
+        elif buyer is not None:  # the seller's shard posts the other half
+            b_avail, b_held = self.names(buyer.owner)
+            cleared = delta // d
+            account = clearing(e.market)
+            postings = [
+                Posting(b_held, quote, -cost),
+                Posting(account, quote, cleared),
+                Posting(ROUNDING, quote, cost - cleared),
+                Posting(account, base, -qty),
+                Posting(b_avail, base, qty - fee_base),
+                Posting(FEES, base, fee_base),
+            ]
+        elif seller is not None:  # the buyer's shard posts the other half
+            s_avail, s_held = self.names(seller.owner)
+            cleared = delta // d
+            account = clearing(e.market)
+            postings = [
+                Posting(account, quote, -cleared),
+                Posting(s_avail, quote, gross - fee_quote),
+                Posting(FEES, quote, fee_quote),
+                Posting(ROUNDING, quote, cleared - gross),
+                Posting(s_held, base, -qty),
+                Posting(account, base, qty),
+            ]
+        else:
+            raise ValueError(f"a fill of no order held here: {e}")
         self._post(
             e.seq, e.ts, "trade", f"trade:{e.market}:{e.trade_id}",
             [p for p in postings if p.amount], out,
         )  # fmt: skip
-        buyer.held -= cost
-        seller.held -= qty
-        buyer.filled += qty
-        seller.filled += qty
-        if not buyer.quote_sized:
-            buyer.leaves -= qty
-        seller.leaves -= qty
+        if buyer is not None:
+            buyer.held -= cost
+            buyer.filled += qty
+            if not buyer.quote_sized:
+                buyer.leaves -= qty
+        if seller is not None:
+            seller.held -= qty
+            seller.filled += qty
+            seller.leaves -= qty
         for order_id, leaves in (
             (e.taker_order_id, e.taker_leaves),
             (e.maker_order_id, e.maker_leaves),
         ):
-            h = self.orders.get((e.market, order_id))
+            h = orders.get((e.market, order_id))
             if h is None:
                 continue
             if leaves == 0:

@@ -72,6 +72,7 @@ class RejectReason(StrEnum):
     INSUFFICIENT_BALANCE = "insufficient_balance"
     QUOTE_QUANTITY_REQUIRED = "quote_quantity_required"
     QUANTITY_REQUIRED = "quantity_required"
+    WRONG_SHARD = "wrong_shard"  # the user belongs to another accounts shard
 
 
 class CancelReason(StrEnum):

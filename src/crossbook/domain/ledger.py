@@ -7,7 +7,11 @@ Ledger account names (the asset is a separate field of each posting):
 - ``rounding`` — what buyers paid above sellers' receipts when a notional is not a
   whole number of minor units (see accounts; never negative in total);
 - ``external:<network>`` — money that entered (negative) or left through a network;
-- ``adjustments`` — the counterpart of manual corrections.
+- ``adjustments`` — the counterpart of manual corrections;
+- ``clearing:<market>`` — with sharded accounts, the counterpart of each half of a
+  trade between users of two shards (see :mod:`crossbook.accounts.core`); the two
+  halves of a trade post opposite amounts to it, so it sums to zero across shards
+  once both halves are settled.
 
 Invariant: the postings of every transaction sum to exactly zero per asset, so the sum
 over all ledger accounts is zero per asset at every step.
@@ -35,6 +39,10 @@ def external(network: str) -> str:
     return f"external:{network}"
 
 
+def clearing(market: str) -> str:
+    return f"clearing:{market}"
+
+
 class Posting(msgspec.Struct, frozen=True, array_like=True, gc=False):
     account: str
     asset: str
@@ -45,7 +53,8 @@ class TransactionPosted(
     msgspec.Struct, tag="tx", tag_field="kind", frozen=True, array_like=True, gc=False
 ):
     """One balanced ledger transaction. ``tx_id`` is a counter of the account
-    service (deterministic); ``ref`` names what caused it (``order:<market>:<id>``,
+    service (deterministic; with ``K`` shards ``counter * K + shard``, unique across
+    them); ``ref`` names what caused it (``order:<market>:<id>``,
     ``trade:<market>:<id>``, ``deposit:<id>``, ``withdrawal:<id>``, ``adjustment:<seq>``)."""
 
     seq: int

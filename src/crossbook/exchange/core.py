@@ -25,6 +25,12 @@ class ExchangeConfig(msgspec.Struct, frozen=True, kw_only=True):
     assets: list[Asset] = msgspec.field(default_factory=lambda: list(DEFAULT_ASSETS))
     markets: list[Market] = msgspec.field(default_factory=lambda: list(DEFAULT_MARKETS))
     fees: FeeSchedule = msgspec.field(default_factory=FeeSchedule)
+    # users are spread over this many accounts shards (production layout only)
+    accounts_shards: int = 1
+
+    def __post_init__(self) -> None:
+        if self.accounts_shards < 1:
+            raise ValueError("accounts_shards must be at least 1")
 
 
 class ExchangeSnapshot(msgspec.Struct, frozen=True):
@@ -43,6 +49,8 @@ class ExchangeCore:
 
     def __init__(self, config: ExchangeConfig | None = None) -> None:
         self.config = config or ExchangeConfig()
+        if self.config.accounts_shards != 1:
+            raise ValueError("the embedded exchange runs one accounts shard")
         self.accounts = Accounts(self.config.assets, self.config.markets, self.config.fees)
         self.engine = MatchingEngine(self.config.markets)
 

@@ -14,6 +14,13 @@ with its own log, so the account service's machine is the accounts alone:
   holds exactly as ``ExchangeCore`` does. Per market the machine remembers the last
   engine command it received events for, so a redelivered one changes nothing.
 
+With ``config.accounts_shards`` = K > 1, the machine is one shard's (``shard``): it
+refuses commands about other shards' users, forwards with global seqs, and settles
+its users' sides of the fills it receives (see :mod:`crossbook.accounts.core`). Each
+market's engine then merges the shards' forwards
+(:class:`~crossbook.engine.sources.MultiSourceEngine`), and ``source_seq`` is the
+engine's position, which every shard receives in the same order.
+
 Between a forward and its events, funds stay held: nothing can be spent twice.
 Delivering each command's events right after the command gives exactly
 ``ExchangeCore``'s outputs (tested), and the interleaving of inputs in the accounts log
@@ -40,6 +47,7 @@ class AccountsSnapshot(msgspec.Struct, frozen=True):
     config: ExchangeConfig
     accounts: dict[str, Any]
     engine_seqs: list[tuple[str, int]]
+    shard: int = 0
 
 
 _encoder = msgspec.json.Encoder()
@@ -51,9 +59,16 @@ Routed = tuple[list[Any], EngineCommand | None]
 class AccountsMachine:
     """Accounts of an exchange whose engines run elsewhere (see the module doc)."""
 
-    def __init__(self, config: ExchangeConfig | None = None) -> None:
+    def __init__(self, config: ExchangeConfig | None = None, shard: int = 0) -> None:
         self.config = config or ExchangeConfig()
-        self.accounts = Accounts(self.config.assets, self.config.markets, self.config.fees)
+        self.shard = shard
+        self.accounts = Accounts(
+            self.config.assets,
+            self.config.markets,
+            self.config.fees,
+            shard=shard,
+            shards=self.config.accounts_shards,
+        )
         self.engine_seqs: dict[str, int] = {m.symbol: 0 for m in self.config.markets}
         # answers commands for markets that do not exist, as an engine would
         self._nowhere = MatchingEngine([])
@@ -97,6 +112,7 @@ class AccountsMachine:
                 self.config,
                 self.accounts.to_snapshot(),
                 sorted(self.engine_seqs.items()),
+                self.shard,
             )
         )
 
@@ -105,7 +121,7 @@ class AccountsMachine:
         snap = _decoder.decode(data)
         if snap.version != SNAPSHOT_VERSION:
             raise ValueError(f"unsupported accounts snapshot version {snap.version}")
-        machine = cls(snap.config)
+        machine = cls(snap.config, snap.shard)
         machine.accounts.load_snapshot(snap.accounts)
         machine.engine_seqs.update(dict(snap.engine_seqs))
         return machine
