@@ -148,16 +148,12 @@ NatsUrlOption = Annotated[
 ]
 
 
-def _existing_shard(shard: int) -> int:
-    if shard != 0:
-        raise typer.BadParameter("only shard 0 exists: the accounts are not sharded yet")
-    return shard
-
-
 ShardOption = Annotated[
     int,
     typer.Option(
-        "--shard", envvar="CROSSBOOK_SHARD", help="Accounts shard.", callback=_existing_shard
+        "--shard",
+        envvar="CROSSBOOK_SHARD",
+        help="Accounts shard: 0..accounts_shards-1 of the data dir's config.json.",
     ),
 ]
 SnapshotEveryOption = Annotated[
@@ -272,6 +268,7 @@ def service_gateway(
     """A gateway (REST + WebSocket): run as many side by side as needed."""
     import json as json_
 
+    from crossbook.cluster.runner import one_shard_error
     from crossbook.gateway.app import ClusterSettings, create_app
     from crossbook.gateway.ratelimit import RateLimits
     from crossbook.logs import configure_logging
@@ -279,6 +276,9 @@ def service_gateway(
 
     configure_logging()
     config = load_config(data_dir.resolve()).exchange
+    if error := one_shard_error("gateway", config):
+        typer.echo(error, err=True)
+        raise typer.Exit(2)
     limits = RateLimits(
         enabled=rate_limits, orders_per_second=orders_per_second, storage_uri=rate_limit_storage
     )
@@ -311,7 +311,9 @@ def service_ledger_writer(
     from crossbook.cluster.runner import run_ledger_writer
 
     raise typer.Exit(
-        run_ledger_writer(nats_url, database_url, shard=shard, metrics_port=metrics_port)
+        run_ledger_writer(
+            data_dir.resolve(), nats_url, database_url, shard=shard, metrics_port=metrics_port
+        )
     )
 
 

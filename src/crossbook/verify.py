@@ -85,16 +85,16 @@ def verify_cluster(data_dir: Path, report: Report) -> Report:
     deployment = LocalCluster(data_dir, pg_standby=replicated).start_servers()
     try:
 
-        async def replay() -> tuple[list[str], Any]:
+        async def replay() -> tuple[list[str], list[Any]]:
             nc = await nats.connect(deployment.nats_url.split(","))
             try:
                 return await replay_deployment(nc, deployment.config)
             finally:
                 await nc.close()
 
-        errors, machine = asyncio.run(replay())
+        errors, machines = asyncio.run(replay())
         report.add("logs replay and ledger invariants", errors)
-        report.add("sql projection", sql_errors(deployment.database_url, machine))
+        report.add("sql projection", cluster_sql_errors(deployment.database_url, machines))
     finally:
         deployment.stop()
     return report
@@ -102,15 +102,36 @@ def verify_cluster(data_dir: Path, report: Report) -> Report:
 
 def sql_errors(url: str, core: Any) -> list[str]:
     """The SQL projection against the replayed state."""
-    from crossbook.ledger import queries
     from crossbook.projection import LOG_NAME
 
+    return projection_errors(url, [(LOG_NAME, core)])
+
+
+def cluster_sql_errors(url: str, machines: list[Any]) -> list[str]:
+    """The SQL projection of every accounts shard's log against its replayed machine."""
+    from crossbook.cluster.ledger import projected_log
+
+    return projection_errors(url, [(projected_log(m.shard), m) for m in machines])
+
+
+def projection_errors(url: str, sources: list[tuple[str, Any]]) -> list[str]:
+    """SQL against the replayed states of the logs projected into it (``(name, state)``:
+    each state's ``last_seq`` and ``accounts``): how far each log is projected, and the
+    balances against their sum over the states."""
+    from crossbook.ledger import queries
+
     errors: list[str] = []
-    progress = queries.progress(url).get(LOG_NAME, 0)
-    if progress != core.last_seq:
-        errors.append(f"projection at seq {progress}, journal at {core.last_seq}")
+    done = queries.progress(url)
+    mem: dict[tuple[str, str], int] = {}
+    for name, core in sources:
+        progress = done.get(name, 0)
+        if progress != core.last_seq:
+            label = "" if len(sources) == 1 else f" of {name}"
+            errors.append(f"projection{label} at seq {progress}, journal at {core.last_seq}")
+        for key, amount in core.accounts.balances.items():
+            mem[key] = mem.get(key, 0) + amount
     sql = {k: v for k, v in queries.all_balances(url).items() if v}
-    mem = {k: v for k, v in core.accounts.balances.items() if v}
+    mem = {k: v for k, v in mem.items() if v}
     for key in sorted(set(sql) | set(mem)):
         if sql.get(key, 0) != mem.get(key, 0):
             errors.append(f"balance {key}: sql {sql.get(key, 0)} != replay {mem.get(key, 0)}")

@@ -265,7 +265,7 @@ async def check_deployment(url: str, deployment: Deployment, loads: list[Load]) 
     config = deployment.config
     nc = await nats.connect(url.split(","))
     try:
-        errors, machine = await replay_deployment(nc, config)
+        errors, (machine,) = await replay_deployment(nc, config)
         logs = {
             name: await read_log(nc, name)
             for name in [accounts_log(0)]
@@ -279,7 +279,8 @@ async def check_deployment(url: str, deployment: Deployment, loads: list[Load]) 
 
     for market in config.markets:
         symbol = market.symbol
-        ran = [seq for kind, seq, _ in logs[engine_log(symbol)] if kind == COMMAND]
+        engine_records = [(seq, p) for kind, seq, p in logs[engine_log(symbol)] if kind == COMMAND]
+        ran = [command_decoder.decode(p).seq for _, p in engine_records]
         forwarded = [seq for kind, seq, _ in logs[orders_log(symbol)] if kind == COMMAND]
         _strictly_increasing(engine_log(symbol), ran)
         _strictly_increasing(orders_log(symbol), forwarded)
@@ -288,10 +289,11 @@ async def check_deployment(url: str, deployment: Deployment, loads: list[Load]) 
             f"{len(forwarded)}; only in the engine log: {sorted(set(ran) - set(forwarded))[:10]}, "
             f"only in the orders log: {sorted(set(forwarded) - set(ran))[:10]}"
         )
-        last = forwarded[-1] if forwarded else 0
-        assert machine.engine_seqs[symbol] == last, (
-            f"{symbol}: the accounts settled engine commands up to seq "
-            f"{machine.engine_seqs[symbol]}, but orders-{symbol} ends at seq {last}"
+        positions = [seq for seq, _ in engine_records]
+        assert positions == list(range(1, len(positions) + 1)), f"{symbol}: engine log positions"
+        assert machine.engine_seqs[symbol] == len(positions), (
+            f"{symbol}: the accounts settled engine records up to "
+            f"{machine.engine_seqs[symbol]}, but engine-{symbol} holds {len(positions)}"
         )
 
     commands: dict[int, list[Any]] = defaultdict(list)

@@ -144,7 +144,7 @@ def test_concurrent_submissions_all_settle_and_balance(
                 totals[asset] = totals.get(asset, 0) + amount
             assert all(v == 0 for v in totals.values()), totals
             engine = deployment.services[BTC.symbol].engine
-            resting = {o.order_id for o in engine.open_orders(BTC.symbol)}
+            resting = {o.order_id for o in engine.engine.open_orders(BTC.symbol)}
             held = {oid for (m, oid) in machine.accounts.orders if m == BTC.symbol}
             assert held == resting
 

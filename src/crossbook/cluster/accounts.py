@@ -9,6 +9,12 @@ commands it forwards are committed to their ``orders-SYMBOL`` logs, and only the
 a request get its reply: at once for what the accounts decided alone (a deposit, a
 refused order), or once its order's engine events are back and settled.
 
+With several accounts shards (``config.accounts_shards``), shard ``K`` serves its own
+users: its forwards (global seqs, :mod:`crossbook.domain.sharding`) go to
+``orders-SYMBOL-K``, and it receives every engine record of every market (the machine
+keeps what is about its users). An engine record names its forwarded command by that
+command's seq, which is how a reply finds its request.
+
 Restart: newest snapshot + the log's tail; the forwards of the tail that an
 ``orders-SYMBOL`` log does not hold yet are appended again (an engine skips what it
 already ran); each engine log is tailed from the last command the accounts settled.
@@ -65,6 +71,16 @@ from crossbook.journal.snapshots import SnapshotStore
 from crossbook.service import Sequencer
 
 log = logging.getLogger(__name__)
+
+
+class _CommandHead(msgspec.Struct, array_like=True):
+    """The first fields of an encoded command (the rest is not decoded)."""
+
+    kind: str
+    seq: int
+
+
+_head_decoder = msgspec.json.Decoder(_CommandHead)
 
 FOLLOWED_FORWARDS = 100_000
 """Forwards a hot standby keeps (those of the newest inputs), to re-send at takeover."""
@@ -140,9 +156,19 @@ class AccountsService:
     def fresh_or_snapshot(self) -> AccountsMachine:
         """The machine of the newest valid snapshot, or a fresh one."""
         latest = self.snapshots.latest()
-        return (
-            AccountsMachine(self.config) if latest is None else AccountsMachine.restore(latest[1])
-        )
+        return self.fresh() if latest is None else self.restore(latest[1])
+
+    def fresh(self) -> AccountsMachine:
+        return AccountsMachine(self.config, self.shard)
+
+    def restore(self, data: bytes) -> AccountsMachine:
+        machine = AccountsMachine.restore(data)
+        if machine.shard != self.shard or machine.config != self.config:
+            raise ValueError(
+                f"the snapshot is of shard {machine.shard} or another configuration, "
+                f"not of shard {self.shard} of this deployment"
+            )
+        return machine
 
     async def follow(self, current: dict[str, Any]) -> None:
         """A hot standby's work until it leads (runs until cancelled): keep
@@ -174,7 +200,9 @@ class AccountsService:
             nc, accounts_log(self.shard), replicas=self.replicas, fence=True
         )
         self.orders = {
-            m: await JetStreamLog.open(nc, orders_log(m), replicas=self.replicas, fence=True)
+            m: await JetStreamLog.open(
+                nc, orders_log(m, self.shard), replicas=self.replicas, fence=True
+            )
             for m in self.markets
         }
         # engine logs exist before their engines start, so the tails can follow them
@@ -203,8 +231,8 @@ class AccountsService:
         self.machine, self.stats.recovered = await replay_log(
             self.log,
             self.snapshots,
-            lambda: AccountsMachine(self.config),
-            AccountsMachine.restore,
+            self.fresh,
+            self.restore,
             apply,
             current=current,
         )
@@ -233,9 +261,21 @@ class AccountsService:
         self._inbox.put_nowait(("submit", msg))
 
     async def _follow_engine(self, market: str) -> None:
+        """Each engine record (at a position of the engine log) as ``(position, seq of
+        the forwarded command, events payload)``."""
         after = self.machine.engine_seqs[market]
-        async for records in self.engines[market].tail(after, kind=EVENTS):
-            self._inbox.put_nowait(("events", (market, records)))
+        decode_head = _head_decoder.decode
+        command: tuple[int, int] | None = None  # (position, forwarded seq) awaiting events
+        async for records in self.engines[market].tail(after):
+            items = []
+            for kind, position, payload in records:
+                if kind == COMMAND:
+                    command = (position, decode_head(payload).seq)
+                elif command is not None and command[0] == position:
+                    items.append((position, command[1], payload))
+                    command = None
+            if items:
+                self._inbox.put_nowait(("events", (market, items)))
 
     async def run(self) -> None:
         """Serve until :meth:`stop`; a commit that cannot be made (fenced off, or the
@@ -276,7 +316,8 @@ class AccountsService:
     def _compute(self, items: list[tuple[str, Any]]) -> _Batch | None:
         stamp = self.sequencer.stamp
         encode = command_encoder.encode
-        # (command, its encoding if known, request and index, or None for engine events)
+        # (command, its encoding if known, request and index; for engine events None and
+        # the seq of the forwarded command they answer)
         inputs: list[tuple[Any, bytes | None, _Request | None, int]] = []
         for kind, value in items:
             if kind == "submit":
@@ -284,18 +325,18 @@ class AccountsService:
             elif kind == "events":
                 market, records = value
                 quoted = encode(market)
-                for _kind, seq, payload in records:
+                for position, forwarded, payload in records:
                     received = stamp(
                         EngineEventsReceived(
-                            seq=0, ts=0, market=market, source_seq=seq,
+                            seq=0, ts=0, market=market, source_seq=position,
                             events=events_decoder.decode(payload),
                         )
                     )  # fmt: skip
                     # its encoding, with the engine's events as the engine wrote them
                     raw = b'["engine_events",%d,%d,%s,%d,%s]' % (
-                        received.seq, received.ts, quoted, seq, payload,
+                        received.seq, received.ts, quoted, position, payload,
                     )  # fmt: skip
-                    inputs.append((received, raw, None, 0))
+                    inputs.append((received, raw, None, forwarded))
             elif kind == "stop":
                 self._stopping = True
         if not inputs:
@@ -311,16 +352,16 @@ class AccountsService:
             events, forward = route(command)
             encoded = encode(events)
             records.append((EVENTS, seq, encoded))
-            if request is None:  # engine events came back
+            if request is None:  # engine events came back (``index``: the forward's seq)
                 batch.settled += 1
-                entry = waiting.pop(command.source_seq, None)
+                entry = waiting.pop(index, None)
                 if entry is None:
                     continue
                 request, index, before = entry
                 encoded = join_events(before, encoded)
             elif forward is not None:
                 batch.forwards.append(forward)
-                waiting[seq] = (request, index, encoded)
+                waiting[forward.seq] = (request, index, encoded)
                 continue
             request.results[index] = encoded
             request.remaining -= 1

@@ -1,11 +1,14 @@
-"""The engine service of one market: reads ``orders-SYMBOL``, writes ``engine-SYMBOL``.
+"""The engine service of one market: reads ``orders-SYMBOL[-K]``, writes ``engine-SYMBOL``.
 
-A durable pull consumer (explicit acks) delivers the forwarded commands in order; each
-command the engine has not run yet (its seq is above ``last_seq``) is executed and its
-COMMAND and EVENTS records appended to the engine's own log; the batch is committed
-as one JetStream message, and only then are the consumed messages acked. A crash
-between the commit and the acks redelivers them, and they are skipped; a crash before
-the commit loses nothing that was acknowledged anywhere.
+Per accounts shard, a durable pull consumer (explicit acks) delivers the commands that
+shard forwarded, in its order; the consumers are polled in turn. Each command the
+engine has not run yet (above the last one run from its shard,
+:class:`~crossbook.engine.sources.MultiSourceEngine`) is executed, and its COMMAND
+(the forwarded command as it came) and EVENTS records are appended to the engine's
+own log at the engine's next position; the batch is committed as one JetStream
+message, and only then are the consumed messages acked. A crash between the commit
+and the acks redelivers them, and they are skipped; a crash before the commit loses
+nothing that was acknowledged anywhere.
 
 Restart: newest snapshot + the engine log's tail.
 """
@@ -35,7 +38,7 @@ from crossbook.cluster.shared_snapshots import SnapshotSharer, fetch_quietly
 from crossbook.cluster.topology import engine_log, orders_log, service_dir
 from crossbook.domain.codec import command_decoder, command_encoder
 from crossbook.domain.markets import Market
-from crossbook.engine.matching import MatchingEngine
+from crossbook.engine.sources import MultiSourceEngine
 from crossbook.journal.background import BackgroundSnapshots
 from crossbook.journal.framing import COMMAND, EVENTS
 from crossbook.journal.snapshots import SnapshotStore
@@ -59,6 +62,7 @@ class EngineService:
         data_dir: Path,
         market: Market,
         *,
+        shards: int = 1,
         replicas: int = 1,
         batch_max: int = 512,
         snapshot_every: int = 200_000,
@@ -67,6 +71,7 @@ class EngineService:
         self.nc = nc
         self.ack_wait = ack_wait
         self.market = market
+        self.shards = shards
         self.replicas = replicas
         self.batch_max = batch_max
         self.snapshot_every = snapshot_every
@@ -80,14 +85,24 @@ class EngineService:
         self._running = False
         self.on_commit: Callable[[float], None] | None = None
 
-    def fresh_or_snapshot(self) -> MatchingEngine:
+    def fresh(self) -> MultiSourceEngine:
+        return MultiSourceEngine([self.market], self.shards)
+
+    def fresh_or_snapshot(self) -> MultiSourceEngine:
         """The engine of the newest valid snapshot, or a fresh one."""
         latest = self.snapshots.latest()
-        if latest is None:
-            return MatchingEngine([self.market])
-        return MatchingEngine.restore(latest[1])
+        return self.fresh() if latest is None else self.restore(latest[1])
 
-    async def follow(self, current: dict[str, MatchingEngine]) -> None:
+    def restore(self, data: bytes) -> MultiSourceEngine:
+        engine = MultiSourceEngine.restore(data)
+        if engine.shards != self.shards:
+            raise ValueError(
+                f"the snapshot is of an engine fed by {engine.shards} accounts shards, "
+                f"this deployment has {self.shards}"
+            )
+        return engine
+
+    async def follow(self, current: dict[str, MultiSourceEngine]) -> None:
         """A hot standby's work until it leads: keep ``current["engine"]`` equal to the
         leader's by applying its log as it grows (runs until cancelled; see
         :func:`completed_commands`)."""
@@ -106,10 +121,13 @@ class EngineService:
         self.log = await JetStreamLog.open(
             self.nc, engine_log(symbol), replicas=self.replicas, fence=True
         )
-        # the input log exists before its writer (accounts) starts, so the consumer can bind
-        self._orders = await JetStreamLog.open(self.nc, orders_log(symbol), replicas=self.replicas)
+        # the input logs exist before their writers (accounts) start, so consumers can bind
+        self._orders = [
+            await JetStreamLog.open(self.nc, orders_log(symbol, k), replicas=self.replicas)
+            for k in range(self.shards)
+        ]
 
-        def apply(engine: MatchingEngine, command: object) -> list[object]:
+        def apply(engine: MultiSourceEngine, command: object) -> list[object]:
             return list(engine.execute(command))  # type: ignore[arg-type]
 
         self.sharer = SnapshotSharer(
@@ -120,8 +138,8 @@ class EngineService:
         self.engine, self.stats.recovered = await replay_log(
             self.log,
             self.snapshots,
-            lambda: MatchingEngine([self.market]),
-            MatchingEngine.restore,
+            self.fresh,
+            self.restore,
             apply,
             current=current,
         )
@@ -129,21 +147,28 @@ class EngineService:
         self.stats.last_seq = self.engine.last_seq
         # a short ack wait: after a crash, what the dead instance held unacked comes
         # back (and is skipped) within it, instead of stalling the market longer
-        self.consumer = await DurableConsumer.open(
-            self.nc, orders_log(symbol), f"engine-{symbol}", ack_wait=self.ack_wait
-        )
-
-    # -- the consumer's Applier -----------------------------------------------------------
-
-    def position(self) -> tuple[int, int]:
-        return (self.engine.last_seq, COMMAND)
+        self.consumers = [
+            await DurableConsumer.open(
+                self.nc,
+                orders_log(symbol, k),
+                f"engine-{symbol}" if k == 0 else f"engine-{symbol}-{k}",
+                ack_wait=self.ack_wait,
+            )
+            for k in range(self.shards)
+        ]
+        self._sources = [_Source(self, k) for k in range(self.shards)]
 
     def apply(self, record: Record) -> None:
+        """Run one forwarded command (a COMMAND record of an orders log) and append it
+        and its events to the engine log at the engine's new position."""
         if record.kind != COMMAND:
             return
-        events = self.engine.execute(command_decoder.decode(record.payload))
-        self.log.append(COMMAND, record.seq, record.payload)
-        self.log.append(EVENTS, record.seq, command_encoder.encode(events))
+        events = self.engine.run(command_decoder.decode(record.payload))
+        if events is None:
+            return  # ran already (the consumer skips those; this is a second guard)
+        position = self.engine.position
+        self.log.append(COMMAND, position, record.payload)
+        self.log.append(EVENTS, position, command_encoder.encode(events))
         self.stats.commands += 1
 
     async def _commit(self) -> None:
@@ -168,12 +193,16 @@ class EngineService:
         await self.sharer.close()
 
     async def _consume(self) -> None:
+        # one source waits for its first message up to the timeout while another may
+        # have some: with several, each waits only briefly
+        timeout = 0.5 if self.shards == 1 else 0.02
         while not self._stop.is_set():
             before = self.stats.commands
-            stats = await self.consumer.poll(
-                self, max_messages=self.batch_max, timeout=0.5, commit=self._commit
-            )
-            self.stats.redelivered_skipped += stats.skipped
+            for consumer, source in zip(self.consumers, self._sources, strict=True):
+                stats = await consumer.poll(
+                    source, max_messages=self.batch_max, timeout=timeout, commit=self._commit
+                )
+                self.stats.redelivered_skipped += stats.skipped
             self._since_snapshot += self.stats.commands - before
             self.background.poll()
             self.sharer.offer_if_new(self.background.taken)
@@ -190,7 +219,7 @@ class EngineService:
             self.stats,
             inputs=float(self.stats.commands),
             queue_depth=0.0,
-            lag=float(self.consumer.last_pending),
+            lag=float(sum(c.last_pending for c in self.consumers)),
         )
 
     @property
@@ -209,7 +238,23 @@ class EngineService:
         self._stop.set()
 
     async def close(self) -> None:
-        await self.consumer.close()
-        for lg in (self.log, self._orders):
+        for consumer in self.consumers:
+            await consumer.close()
+        for lg in (self.log, *self._orders):
             with contextlib.suppress(Exception):
                 await lg.close()
+
+
+class _Source:
+    """The consumer's :class:`~crossbook.bus.consumer.Applier` for one shard's orders
+    log: its position is the last command of that shard the engine ran."""
+
+    def __init__(self, service: EngineService, shard: int) -> None:
+        self.service = service
+        self.shard = shard
+
+    def position(self) -> tuple[int, int]:
+        return (self.service.engine.applied[self.shard], COMMAND)
+
+    def apply(self, record: Record) -> None:
+        self.service.apply(record)

@@ -39,6 +39,11 @@ from crossbook.projection import LOG_NAME
 log = structlog.get_logger("crossbook.cluster.ledger")
 
 
+def projected_log(shard: int) -> str:
+    """The name under which shard ``shard``'s log is projected (``projection_progress``)."""
+    return LOG_NAME if shard == 0 else f"{LOG_NAME}-{shard}"
+
+
 def progress_subject(shard: int) -> str:
     return f"{REQUEST_PREFIX}.ledger.{shard}.progress"
 
@@ -58,12 +63,15 @@ class LedgerWriterService:
         database_url: str,
         *,
         shard: int = 0,
+        shards: int = 1,
         batch_max: int = 256,
         retry_seconds: float = 60.0,
     ) -> None:
         self.nc = nc
         self.url = database_url
         self.shard = shard
+        self.shards = shards
+        self.log_name = projected_log(shard)
         self.batch_max = batch_max
         self.retry_seconds = retry_seconds
         self.stats = LedgerStats()
@@ -74,8 +82,8 @@ class LedgerWriterService:
 
     async def start(self) -> None:
         await asyncio.to_thread(migrate, self.url)
-        self.writer = ProjectionWriter(self.url)
-        self.done = (await asyncio.to_thread(progress, self.url)).get(LOG_NAME, 0)
+        self.writer = ProjectionWriter(self.url, shard=self.shard, shards=self.shards)
+        self.done = (await asyncio.to_thread(progress, self.url)).get(self.log_name, 0)
         self.stats.last_seq = self.done
         self.consumer = await DurableConsumer.open(
             self.nc, accounts_log(self.shard), f"ledger-writer-{self.shard}", ack_wait=30.0
@@ -111,7 +119,7 @@ class LedgerWriterService:
         deadline = time.monotonic() + self.retry_seconds
         while True:
             try:
-                await asyncio.to_thread(self.writer.write, LOG_NAME, batch)
+                await asyncio.to_thread(self.writer.write, self.log_name, batch)
                 return
             except OperationalError as exc:
                 if time.monotonic() >= deadline:
@@ -191,7 +199,7 @@ class LedgerProgress:
 
     async def start(self) -> None:
         self._sub = await self.nc.subscribe(progress_subject(self.shard), cb=self._on_progress)
-        seq = (await asyncio.to_thread(progress, self.url)).get(LOG_NAME, 0)
+        seq = (await asyncio.to_thread(progress, self.url)).get(projected_log(self.shard), 0)
         await self._advance(seq)
 
     async def _on_progress(self, msg: Any) -> None:

@@ -37,6 +37,7 @@ from crossbook.cluster.accounts import AccountsService
 from crossbook.cluster.engine import EngineService
 from crossbook.cluster.health import Health
 from crossbook.cluster.topology import accounts_log, engine_log
+from crossbook.exchange.core import ExchangeConfig
 from crossbook.ha.leader import lease_name
 from crossbook.runtime import tune_gc
 from crossbook.service import load_config
@@ -217,6 +218,30 @@ async def _run_service(
     return 0
 
 
+def shard_error(shard: int, config: ExchangeConfig) -> str | None:
+    """Why ``shard`` is not an accounts shard of the deployment, or ``None``."""
+    shards = config.accounts_shards
+    if 0 <= shard < shards:
+        return None
+    return f"shard {shard} does not exist: the deployment has {shards} (0..{shards - 1})"
+
+
+def one_shard_error(service: str, config: ExchangeConfig) -> str | None:
+    """Why ``service`` cannot run for the deployment yet, or ``None``: it follows one
+    accounts log, which holds the whole exchange only with one accounts shard."""
+    if config.accounts_shards == 1:
+        return None
+    return (
+        f"the {service} needs one accounts shard; this deployment has "
+        f"{config.accounts_shards} (accounts_shards in config.json)"
+    )
+
+
+def _refuse(error: str) -> int:
+    print(error, file=sys.stderr)
+    return 2
+
+
 def run_accounts(
     data_dir: Path,
     nats_url: str,
@@ -228,6 +253,8 @@ def run_accounts(
     lease_ttl: float | None = None,
 ) -> int:
     config = load_config(data_dir).exchange
+    if error := shard_error(shard, config):
+        return _refuse(error)
     lease = None
     if lease_ttl is not None:
         lease = LeaseSettings(nats_url, accounts_log(shard), lease_ttl, replicas)
@@ -265,21 +292,31 @@ def run_engine(
     async def main() -> int:
         nc = await _connect(nats_url)
         service = EngineService(
-            nc, data_dir, markets[market], replicas=replicas, snapshot_every=snapshot_every
-        )
+            nc, data_dir, markets[market], shards=config.accounts_shards, replicas=replicas,
+            snapshot_every=snapshot_every,
+        )  # fmt: skip
         return await _serve(service, f"engine-{market}", metrics_port, lease)
 
     return _run(main())
 
 
 def run_ledger_writer(
-    nats_url: str, database_url: str, *, shard: int, metrics_port: int | None = None
+    data_dir: Path,
+    nats_url: str,
+    database_url: str,
+    *,
+    shard: int,
+    metrics_port: int | None = None,
 ) -> int:
     from crossbook.cluster.ledger import LedgerWriterService
 
+    config = load_config(data_dir).exchange
+    if error := shard_error(shard, config):
+        return _refuse(error)
+
     async def main() -> int:
         nc = await _connect(nats_url)
-        service = LedgerWriterService(nc, database_url, shard=shard)
+        service = LedgerWriterService(nc, database_url, shard=shard, shards=config.accounts_shards)
         return await _serve(service, f"ledger-writer-{shard}", metrics_port)
 
     return _run(main())
@@ -298,6 +335,8 @@ def run_marketdata(
     from crossbook.cluster.marketdata import MarketDataService
 
     config = load_config(data_dir).exchange
+    if error := shard_error(shard, config) or one_shard_error("market data service", config):
+        return _refuse(error)
 
     async def main() -> int:
         service = MarketDataService(

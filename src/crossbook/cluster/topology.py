@@ -12,9 +12,10 @@ def accounts_log(shard: int) -> str:
     return f"accounts-{shard}"
 
 
-def orders_log(market: str) -> str:
-    """The order commands accounts forward to ``market``'s engine."""
-    return f"orders-{market}"
+def orders_log(market: str, shard: int = 0) -> str:
+    """The order commands accounts shard ``shard`` forwards to ``market``'s engine
+    (``orders-SYMBOL`` for shard 0, ``orders-SYMBOL-K`` for the others)."""
+    return f"orders-{market}" if shard == 0 else f"orders-{market}-{shard}"
 
 
 def engine_log(market: str) -> str:

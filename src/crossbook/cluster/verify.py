@@ -3,33 +3,34 @@
 Everything is re-derived from the logs alone, from the beginning:
 
 - each ``engine-SYMBOL`` log replays into a fresh engine whose events equal the
-  recorded ones byte for byte; its command seqs strictly increase (no gap is possible
-  to see there, no duplicate is allowed) and are exactly those of ``orders-SYMBOL``
-  up to the last one the engine ran;
-- ``accounts-K`` replays into a fresh accounts machine with the same check, and its
-  forwards are exactly what ``orders-SYMBOL`` holds;
-- the ledger invariants of the replayed state: every transaction balances, every asset
-  sums to zero, no user balance is negative; and, for markets whose every forwarded
-  command is settled, holds equal what the engine's open orders can still spend;
+  recorded ones byte for byte; its positions are 1, 2, ... (no gap, no duplicate), and
+  per accounts shard ``K`` the commands it ran are exactly those of ``orders-SYMBOL[-K]``
+  up to the last one it ran;
+- each ``accounts-K`` replays into a fresh machine of shard ``K`` with the same check,
+  and its forwards are exactly what ``orders-SYMBOL[-K]`` holds;
+- the ledger invariants of the replayed state: every transaction balances, each
+  shard's ledger sums to zero per asset, no user balance is negative; and, for markets
+  settled everywhere (every forward ran and every shard received every engine record),
+  holds equal what the engine's open orders can still spend and ``clearing:SYMBOL``
+  sums to zero across shards (a trade's other half may otherwise still be in flight);
 - the gateways' boot snapshot (:mod:`crossbook.cluster.boot`), if there is one, equals
-  the view and market data of a replay of ``accounts-K`` up to its seq.
+  the view and market data of a replay of ``accounts-0`` up to its seq.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from types import SimpleNamespace
 from typing import Any
 
 from nats.aio.client import Client as NATS
 
-from crossbook.accounts.checks import ledger_errors, transaction_errors
+from crossbook.accounts.checks import balance_errors, hold_errors, transaction_errors
 from crossbook.bus.jetstream import JetStreamLog
 from crossbook.cluster.boot import load_boot_snapshot
 from crossbook.cluster.topology import accounts_log, engine_log, orders_log
 from crossbook.cluster.view import ExchangeView
 from crossbook.domain.codec import command_decoder, command_encoder
-from crossbook.engine.matching import MatchingEngine
+from crossbook.engine.sources import MultiSourceEngine
 from crossbook.exchange.core import ExchangeConfig
 from crossbook.exchange.split import AccountsMachine
 from crossbook.journal.framing import COMMAND, EVENTS
@@ -64,32 +65,70 @@ def _replay(
     return seqs
 
 
-async def verify_deployment(nc: NATS, config: ExchangeConfig, *, shard: int = 0) -> list[str]:
+async def verify_deployment(nc: NATS, config: ExchangeConfig) -> list[str]:
     """Everything that is wrong (empty: all checks hold). See the module doc."""
-    return (await replay_deployment(nc, config, shard=shard))[0]
+    return (await replay_deployment(nc, config))[0]
 
 
 async def replay_deployment(
-    nc: NATS, config: ExchangeConfig, *, shard: int = 0
-) -> tuple[list[str], AccountsMachine]:
-    """What :func:`verify_deployment` finds, and the accounts as replayed."""
+    nc: NATS, config: ExchangeConfig
+) -> tuple[list[str], list[AccountsMachine]]:
+    """What :func:`verify_deployment` finds, and each shard's accounts as replayed."""
+    shards = config.accounts_shards
     errors: list[str] = []
-    engines: dict[str, MatchingEngine] = {}
-    engine_seqs: dict[str, list[int]] = {}
-    orders: dict[str, list[int]] = {}
+    engines: dict[str, MultiSourceEngine] = {}
+    complete: dict[str, bool] = {}  # per market: every forward of every shard ran
+    orders: dict[tuple[str, int], list[int]] = {}
     for market in config.markets:
         symbol = market.symbol
-        engine = engines[symbol] = MatchingEngine([market])
-        engine_seqs[symbol] = _replay(
-            engine_log(symbol), await _records(nc, engine_log(symbol)), engine.execute, errors
-        )
-        orders[symbol] = [seq for kind, seq, _ in await _records(nc, orders_log(symbol))
-                          if kind == COMMAND]  # fmt: skip
-        ran = engine_seqs[symbol]
-        if ran != orders[symbol][: len(ran)]:
-            errors.append(f"{symbol}: the engine ran other commands than orders-{symbol} holds")
+        engine = engines[symbol] = MultiSourceEngine([market], shards)
+        ran: list[list[int]] = [[] for _ in range(shards)]
 
-    machine = AccountsMachine(config)
+        def run(command: Any, engine: MultiSourceEngine = engine, ran: Any = ran) -> list[Any]:
+            events = engine.run(command)
+            if events is None:
+                errors.append(f"{command.market}: the engine log holds command {command.seq} twice")
+                return []
+            ran[command.seq % shards].append(command.seq)
+            return events
+
+        name = engine_log(symbol)
+        positions = _replay(name, await _records(nc, name), run, errors)
+        if positions != list(range(1, len(positions) + 1)):
+            errors.append(f"{name}: positions are not 1..{len(positions)} (a gap or a repeat)")
+        complete[symbol] = True
+        for k in range(shards):
+            forwarded = [seq for kind, seq, _ in await _records(nc, orders_log(symbol, k))
+                         if kind == COMMAND]  # fmt: skip
+            orders[(symbol, k)] = forwarded
+            if ran[k] != forwarded[: len(ran[k])]:
+                errors.append(
+                    f"{symbol}: the engine ran other commands than {orders_log(symbol, k)} holds"
+                )
+            complete[symbol] &= len(ran[k]) == len(forwarded)
+
+    machines: list[AccountsMachine] = []
+    for k in range(shards):
+        machine = AccountsMachine(config, k)
+        machines.append(machine)
+        errors += await _shard_errors(nc, config, machine, orders)
+    settled = [
+        s for s, done in complete.items()
+        if done and all(m.engine_seqs[s] == engines[s].position for m in machines)
+    ]  # fmt: skip
+    errors += _ledger_errors(machines, engines, settled, everything=len(settled) == len(engines))
+    return errors, machines
+
+
+async def _shard_errors(
+    nc: NATS,
+    config: ExchangeConfig,
+    machine: AccountsMachine,
+    orders: dict[tuple[str, int], list[int]],
+) -> list[str]:
+    """Replay one shard's log into ``machine``; what is wrong with the log."""
+    errors: list[str] = []
+    shard = machine.shard
     forwarded: dict[str, list[int]] = defaultdict(list)
     all_events: list[Any] = []
 
@@ -102,25 +141,53 @@ async def replay_deployment(
 
     records = await _records(nc, accounts_log(shard))
     _replay(accounts_log(shard), records, apply, errors)
-    errors += await _boot_snapshot_errors(nc, config, shard, records)
+    if shard == 0 and config.accounts_shards == 1:
+        errors += await _boot_snapshot_errors(nc, config, shard, records)
     errors += transaction_errors(all_events)
-    settled_markets = []
-    for symbol, seqs in orders.items():
+    for market in config.markets:
+        symbol = market.symbol
+        seqs = orders[(symbol, shard)]
         if forwarded[symbol] != seqs:
             errors.append(
-                f"{symbol}: accounts forwarded {len(forwarded[symbol])} commands, "
-                f"orders-{symbol} holds {len(seqs)} (or others)"
+                f"{symbol}: accounts-{shard} forwarded {len(forwarded[symbol])} commands, "
+                f"{orders_log(symbol, shard)} holds {len(seqs)} (or others)"
             )
-        if machine.engine_seqs.get(symbol, 0) == (seqs[-1] if seqs else 0):
-            settled_markets.append(symbol)
-    books = {s: engines[s].books[s] for s in settled_markets}
-    view = SimpleNamespace(accounts=machine.accounts, engine=SimpleNamespace(books=books))
-    for error in ledger_errors(view):  # type: ignore[arg-type]
-        # a hold of a market still in flight is checked once it has settled
-        if any(f"('{s}'," in error for s in config_symbols(config) if s not in books):
-            continue
-        errors.append(error)
-    return errors, machine
+    return errors
+
+
+def _ledger_errors(
+    machines: list[AccountsMachine],
+    engines: dict[str, MultiSourceEngine],
+    settled: list[str],
+    *,
+    everything: bool,
+) -> list[str]:
+    """The ledger invariants over all shards; holds and clearing of settled markets."""
+    errors: list[str] = []
+    merged: dict[tuple[str, str], int] = defaultdict(int)
+    books = [engines[s].engine.books[s] for s in settled]
+    unsettled = [s for s in engines if s not in settled]
+    for machine in machines:
+        acc = machine.accounts
+        prefix = f"accounts-{machine.shard}: " if len(machines) > 1 else ""
+        for error in balance_errors(acc.balances):
+            # a shard's rounding may dip below zero until the other half of a trade is in
+            if len(machines) > 1 and error.startswith("negative rounding"):
+                continue
+            errors.append(prefix + error)
+        for error in hold_errors(acc, books):
+            # a hold of a market still in flight is checked once it has settled
+            if not any(f"('{s}'," in error for s in unsettled):
+                errors.append(prefix + error)
+        for key, amount in acc.balances.items():
+            merged[key] += amount
+    if len(machines) > 1:
+        for (account, asset), amount in sorted(merged.items()):
+            if account.startswith("clearing:") and amount and account[9:] in settled:
+                errors.append(f"{account} {asset} sums to {amount} across shards")
+            if account == "rounding" and amount < 0 and everything:
+                errors.append(f"negative rounding {asset} = {amount} across shards")
+    return errors
 
 
 async def _boot_snapshot_errors(
@@ -141,7 +208,3 @@ async def _boot_snapshot_errors(
     if md.snapshot() != snap.marketdata:
         errors.append(f"boot snapshot at seq {snap.seq}: its market data differs from the replay's")
     return errors
-
-
-def config_symbols(config: ExchangeConfig) -> list[str]:
-    return [m.symbol for m in config.markets]

@@ -67,6 +67,11 @@ class MultiSourceEngine:
         engine.last_seq = seq - 1  # the engine's own check is per stream; ours is per shard
         return engine.execute(command)
 
+    def execute(self, command: Command) -> list[Event]:
+        """:meth:`run` as a :class:`~crossbook.service.Machine` does it (``[]`` for a
+        redelivery)."""
+        return self.run(command) or []
+
     def snapshot(self) -> bytes:
         """Canonical encoding of the whole state: equal states give equal bytes."""
         return _encoder.encode(

@@ -39,6 +39,18 @@ OrderRejected     a ``rejected`` row with the reject reason, only if no row has 
 Open orders are those with status ``new``, ``triggered`` or ``partially_filled``. Events
 about an order that has no row (accepted before the projection started) are ignored.
 
+Accounts shards (:mod:`crossbook.domain.sharding`): with ``shards`` = K > 1, each
+shard's log ``accounts-k`` has its own writer (``shard=k, shards=K``), all into one
+database. A shard's log holds only the events of its own users, except ``OrderFilled``,
+which a fill between two shards puts in both shards' logs. So the writer of shard ``k``
+inserts the trade row only if the taker is its user (``taker_owner % K == k``: the row
+once, whatever writer runs first), and updates only the order rows of its own users
+(the taker's, the maker's or both): the other side's row is its own shard's writer's.
+Everything else is written as with one log: transaction ids are unique across shards,
+and the two ``trade`` halves of a fill (same ref) post to ``clearing:<market>``, whose
+balance sums both (zero once both are written). ``trade_fees`` sums both halves. With
+one shard nothing changes (the same code path, no per-event check).
+
 Hot path: rows are built as driver-ready tuples (amounts bound as ``Amount`` stores them:
 decimal text on SQLite, checked ints on PostgreSQL) and written with the DB-API cursor of
 the SQLAlchemy connection, inside its transaction (driver errors are re-raised as
@@ -103,6 +115,7 @@ from crossbook.domain.events import (
     OrderTriggered,
 )
 from crossbook.domain.ledger import TransactionPosted
+from crossbook.domain.sharding import check_shard
 from crossbook.ledger.db import BEGIN_IMMEDIATE, make_engine, migrate
 from crossbook.ledger.schema import (
     AMOUNT_DIGITS,
@@ -341,6 +354,42 @@ class _Batch:
         return need
 
 
+class _ShardBatch(_Batch):
+    """A :class:`_Batch` of one accounts shard's log (see the module docstring): an
+    ``OrderFilled`` makes the trade row only if the taker is this shard's user, and
+    changes only the order rows of this shard's users (as :class:`_SideFill`)."""
+
+    def __init__(self, log: str, amount: Callable[[Any], Any], shard: int, shards: int) -> None:
+        super().__init__(log, amount)
+        self.shard = shard
+        self.shards = shards
+
+    def add(self, seq: int, events: Sequence[object]) -> None:
+        self.events += len(events)
+        shard, shards = self.shard, self.shards
+        for e in events:
+            t = type(e)
+            if t is TransactionPosted:
+                tx: TransactionPosted = e  # type: ignore[assignment]
+                self.tx_rows.append((tx.tx_id, self.log, seq, tx.ts, tx.type, tx.ref))
+                self.transactions.append(tx)
+            elif t is OrderFilled:
+                f: OrderFilled = e  # type: ignore[assignment]
+                if f.taker_owner % shards == shard:
+                    self._trade(seq, f)
+                    self.order_events.append(
+                        (seq, _SideFill(f.market, f.taker_order_id, f.price, f.quantity,
+                                        f.taker_leaves, f.ts))
+                    )  # fmt: skip
+                if f.maker_owner % shards == shard:
+                    self.order_events.append(
+                        (seq, _SideFill(f.market, f.maker_order_id, f.price, f.quantity,
+                                        f.maker_leaves, f.ts))
+                    )  # fmt: skip
+            elif t in _ORDER_HANDLERS:
+                self.order_events.append((seq, e))
+
+
 # ------------------------------------------------------------------ order events
 # Each handler: (states, dirty, seq, event) -> None; mutates the touched row in place.
 
@@ -396,6 +445,32 @@ def _on_filled(states: dict[_Key, _Row], dirty: dict[_Key, _Row], seq: int, e: A
         dirty[key] = row
 
 
+@dataclass(frozen=True, slots=True)
+class _SideFill:
+    """One side of an ``OrderFilled``: what it does to that order's row (the sharded
+    writer's, see :class:`_ShardBatch`)."""
+
+    market: str
+    order_id: int
+    price: int
+    quantity: int
+    leaves: int
+    ts: int
+
+
+def _on_side_filled(states: dict[_Key, _Row], dirty: dict[_Key, _Row], seq: int, e: Any) -> None:
+    f: _SideFill = e
+    key = (f.market, f.order_id)
+    row = states.get(key)
+    if row is None:
+        return
+    row[_O_FILLED] += f.quantity
+    row[_O_FILLED_QUOTE] += f.price * f.quantity
+    row[_O_LEAVES] = f.leaves
+    row[_O_STATUS] = _FILLED if f.leaves == 0 else _PARTIALLY_FILLED
+    _touch(dirty, key, row, seq, f.ts)
+
+
 def _closer(status: OrderStatus) -> Callable[[dict[_Key, _Row], dict[_Key, _Row], int, Any], None]:
     value = status.value
 
@@ -444,6 +519,7 @@ _ORDER_HANDLERS: dict[type, Callable[[dict[_Key, _Row], dict[_Key, _Row], int, A
     OrderExpired: _closer(OrderStatus.EXPIRED),
     OrderAmended: _on_amended,
     OrderTriggered: _on_triggered,
+    _SideFill: _on_side_filled,  # (made only by _ShardBatch)
 }
 
 
@@ -914,9 +990,19 @@ class ProjectionWriter:
     serialized by the progress row lock (PostgreSQL) or the write lock (SQLite).
     """
 
-    def __init__(self, url: str | URL, *, auto_migrate: bool = False) -> None:
+    def __init__(
+        self, url: str | URL, *, auto_migrate: bool = False, shard: int = 0, shards: int = 1
+    ) -> None:
         """Open ``url`` (see :func:`crossbook.ledger.db.make_engine`); with
-        ``auto_migrate`` first upgrade its schema to the newest migration."""
+        ``auto_migrate`` first upgrade its schema to the newest migration. ``shard`` of
+        ``shards``: the accounts shard whose logs this writer projects (see the module
+        docstring)."""
+        check_shard(shard, shards)
+        self.shard = shard
+        self.shards = shards
+        self._batch: Callable[[str, Callable[[Any], Any]], _Batch] = (
+            _Batch if shards == 1 else functools.partial(_ShardBatch, shard=shard, shards=shards)
+        )
         if auto_migrate:
             migrate(url)
         self.engine: Engine = make_engine(url)
@@ -940,7 +1026,7 @@ class ProjectionWriter:
             conn.execution_options(**{BEGIN_IMMEDIATE: True})
             with conn.begin():
                 last = sink.progress(conn, log, lock=True)
-                b = _Batch(log, sink.amount)
+                b = self._batch(log, sink.amount)
                 applied = skipped = 0
                 for seq, events in batch:
                     if seq <= last:
