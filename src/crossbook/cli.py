@@ -268,7 +268,6 @@ def service_gateway(
     """A gateway (REST + WebSocket): run as many side by side as needed."""
     import json as json_
 
-    from crossbook.cluster.runner import one_shard_error
     from crossbook.gateway.app import ClusterSettings, create_app
     from crossbook.gateway.ratelimit import RateLimits
     from crossbook.logs import configure_logging
@@ -276,9 +275,6 @@ def service_gateway(
 
     configure_logging()
     config = load_config(data_dir.resolve()).exchange
-    if error := one_shard_error("gateway", config):
-        typer.echo(error, err=True)
-        raise typer.Exit(2)
     limits = RateLimits(
         enabled=rate_limits, orders_per_second=orders_per_second, storage_uri=rate_limit_storage
     )
@@ -381,6 +377,13 @@ def cluster(
     orders_per_second: Annotated[
         int, typer.Option("--orders-per-second", help="Order placements per API key.")
     ] = 50,
+    accounts_shards: Annotated[
+        int | None,
+        typer.Option(
+            "--accounts-shards",
+            help="Accounts services (users spread by id); fixed when the data dir is created.",
+        ),
+    ] = None,
 ) -> None:
     """Start a local production-style deployment: JetStream, PostgreSQL and every
     service as its own process; stops everything it started on exit."""
@@ -393,16 +396,23 @@ def cluster(
         raise typer.BadParameter("--replicas must be 1 or 3")
     if gateways < 1 or not 0 < port < 65536 - gateways:
         raise typer.BadParameter("need at least one gateway on ports below 65536")
+    if accounts_shards is not None and accounts_shards < 1:
+        raise typer.BadParameter("--accounts-shards must be at least 1")
     deployment = LocalCluster(
         data_dir.resolve(), port=port, host=host, replicas=replicas, gateways=gateways,
         demo=demo, market_maker=market_maker, rate_limits=rate_limits,
         orders_per_second=orders_per_second, pg_standby=pg_standby, standbys=standbys,
+        accounts_shards=accounts_shards,
     )  # fmt: skip
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     console.print("starting the cluster ...")
-    deployment.start()
+    try:
+        deployment.start()
+    except ValueError as exc:  # the data dir's shards differ from --accounts-shards
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     console.print(describe(deployment))
     if demo:
         console.print(f"demo users and API keys: {data_dir / 'demo-credentials.json'}")

@@ -98,7 +98,7 @@ def test_a_service_for_a_shard_that_does_not_exist_is_refused(
     assert "shard 1 does not exist: the deployment has 1 (0..0)" in said
 
 
-@pytest.mark.parametrize("service", [["marketdata"], ["gateway", "--database-url", "x"]])
+@pytest.mark.parametrize("service", [["marketdata"]])
 def test_a_reader_of_one_accounts_log_is_refused_with_several_shards(
     service: list[str], tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,7 +1,9 @@
 """A real Crossbook server for API tests, with its own data dir on a free loopback port,
 stopped with SIGTERM at teardown: ``crossbook run --demo`` (the embedded deployment) or
 ``crossbook cluster --demo`` (the production layout: JetStream, PostgreSQL and every
-service its own process). The ``deployment`` fixture runs a module's tests on both."""
+service its own process), or that with two accounts shards (``sharded``). The
+``deployment`` fixture runs a module's tests on the first two; a module that overrides
+it with ``ALL_DEPLOYMENTS`` runs them on all three."""
 
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ class Server:
 
 
 DEPLOYMENTS = ("embedded", "cluster")
+ALL_DEPLOYMENTS = (*DEPLOYMENTS, "sharded")
 
 
 def start_server(
@@ -51,11 +54,13 @@ def start_server(
 ) -> Server:
     port = free_port()
     log = data_dir.parent / f"server-{port}.log"
-    command = {"embedded": "run", "cluster": "cluster"}[deployment]
-    if deployment == "cluster":
+    command = {"embedded": "run", "cluster": "cluster", "sharded": "cluster"}[deployment]
+    if command == "cluster":
         searchable_by_everyone(data_dir.parent)
     args = [sys.executable, "-m", "crossbook.cli", command, "--data-dir", str(data_dir),
             "--port", str(port), "--demo"]  # fmt: skip
+    if deployment == "sharded":
+        args += ["--accounts-shards", "2"]
     if not market_maker:
         args.append("--no-market-maker")
     args += extra or []

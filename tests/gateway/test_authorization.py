@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from tests.gateway.conftest import Server, start_server, stop_server
+from tests.gateway.deployments import every_deployment  # noqa: F401 (all three)
 from tests.gateway.test_binance_rest import Client
 from tests.gateway.test_native_api import Native
 

@@ -16,6 +16,7 @@ import pytest
 
 from crossbook.wallet.addresses import validate_address
 from tests.gateway.conftest import Server, start_server, stop_server
+from tests.gateway.deployments import every_deployment  # noqa: F401 (all three)
 from tests.gateway.test_ccxt import client
 
 BTC_DEST = "bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu"

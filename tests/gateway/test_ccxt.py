@@ -15,6 +15,7 @@ import ccxt.pro as ccxtpro
 import pytest
 
 from tests.gateway.conftest import ROOT, Server, start_server, stop_server
+from tests.gateway.deployments import every_deployment  # noqa: F401 (all three)
 
 OPTIONS = {
     "fetchMarkets": {"types": ["spot"]},

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.gateway.conftest import Server
+from tests.gateway.deployments import every_deployment  # noqa: F401 (all three)
 
 
 class Native:

@@ -12,6 +12,7 @@ import time
 import websockets
 
 from tests.gateway.conftest import Server
+from tests.gateway.deployments import every_deployment  # noqa: F401 (all three)
 from tests.gateway.test_native_api import Native
 
 

@@ -8,9 +8,10 @@ Everything lives under the data dir and is stopped on exit:
   or with ``--pg-standby`` a primary and a synchronous standby
   (``synchronous_commit=remote_apply``), reached through a multi-host DSN, so that the
   standby can be promoted when the primary is lost (:mod:`crossbook.infra.postgres`);
-- one ``engine`` process per market, the ``accounts`` process (shard 0), the
-  ``marketdata`` process (the gateways' boot snapshots), the ``ledger-writer`` and
-  ``--gateways`` gateway processes, the first on ``--port`` and
+- one ``engine`` process per market, one ``accounts`` and one ``ledger-writer``
+  process per accounts shard (``--accounts-shards``, fixed when the data dir is
+  created: 1 by default), the ``marketdata`` process (the gateways' boot snapshots;
+  with one shard only) and ``--gateways`` gateway processes, the first on ``--port`` and
   the next on the ports after it. Their logs are in ``logs/``. With ``--standbys`` each
   engine and the accounts service run twice: the instance holding its log's leader
   lease leads, the other waits to take over (:mod:`crossbook.cluster.runner`).
@@ -43,7 +44,7 @@ from crossbook.infra.postgres import (
     start_postgres,
     stop_postgres,
 )
-from crossbook.service import load_config
+from crossbook.service import DataDirConfig, load_config
 
 DATABASE = "crossbook"
 STANDBY_LEASE_TTL = 2.0
@@ -64,6 +65,7 @@ class LocalCluster:
     snapshot_every: int = 200_000
     pg_standby: bool = False
     standbys: bool = False
+    accounts_shards: int | None = None  # None: as the data dir says (1 for a new one)
     config: ExchangeConfig = field(init=False)
     nats: NatsServer | NatsCluster | None = None
     postgres: PostgresServer | PostgresReplicaSet | None = None
@@ -92,7 +94,16 @@ class LocalCluster:
 
     def start(self, timeout: float = 60.0) -> LocalCluster:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.config = load_config(self.data_dir).exchange
+        shards = self.accounts_shards or 1
+        self.config = load_config(
+            self.data_dir,
+            DataDirConfig(kind="exchange", exchange=ExchangeConfig(accounts_shards=shards)),
+        ).exchange
+        if self.accounts_shards not in (None, self.config.accounts_shards):
+            raise ValueError(
+                f"{self.data_dir} holds {self.config.accounts_shards} accounts shards, not "
+                f"{self.accounts_shards}: their users cannot be moved"
+            )
         try:
             self._start_servers()
             self._start_services(timeout)
@@ -130,29 +141,36 @@ class LocalCluster:
             common["lease_ttl"] = STANDBY_LEASE_TTL
         for market in self.config.markets:
             self._launch(engine_process(market.symbol, self.data_dir, url, **common), timeout)  # type: ignore[arg-type]
-        self._launch(accounts_process(self.data_dir, url, **common), timeout)  # type: ignore[arg-type]
+        shards = range(self.config.accounts_shards)
+        for k in shards:
+            self._launch(accounts_process(self.data_dir, url, shard=k, **common), timeout)  # type: ignore[arg-type]
         if self.standbys:  # a second instance of each, waiting for its log's lease
             for market in self.config.markets:
                 standby = engine_process(market.symbol, self.data_dir, url, tag="-b", **common)  # type: ignore[arg-type]
                 self._launch(standby, timeout)
-            self._launch(accounts_process(self.data_dir, url, tag="-b", **common), timeout)  # type: ignore[arg-type]
-        self._launch(
-            marketdata_process(
-                self.data_dir, url, replicas=self.replicas, snapshot_every=every,
-                snapshot_interval=MARKETDATA_SNAPSHOT_INTERVAL, log_dir=self.log_dir,
-                metrics_port=0,
-            ),
-            timeout,
-        )  # fmt: skip
-        self._launch(
-            ServiceProcess(
-                "ledger-writer-0",
-                ["ledger-writer", "--data-dir", str(self.data_dir), "--nats-url", url,
-                 "--database-url", self.database_url, "--metrics-port", "0"],
-                log_dir=self.log_dir,
-            ),
-            timeout,
-        )  # fmt: skip
+            for k in shards:
+                standby = accounts_process(self.data_dir, url, shard=k, tag="-b", **common)  # type: ignore[arg-type]
+                self._launch(standby, timeout)
+        if self.config.accounts_shards == 1:  # boot snapshots are of one accounts log
+            self._launch(
+                marketdata_process(
+                    self.data_dir, url, replicas=self.replicas, snapshot_every=every,
+                    snapshot_interval=MARKETDATA_SNAPSHOT_INTERVAL, log_dir=self.log_dir,
+                    metrics_port=0,
+                ),
+                timeout,
+            )  # fmt: skip
+        for k in shards:
+            self._launch(
+                ServiceProcess(
+                    f"ledger-writer-{k}",
+                    ["ledger-writer", "--shard", str(k), "--data-dir", str(self.data_dir),
+                     "--nats-url", url, "--database-url", self.database_url,
+                     "--metrics-port", "0"],
+                    log_dir=self.log_dir,
+                ),
+                timeout,
+            )  # fmt: skip
         for i in range(self.gateways):
             args = ["gateway", "--data-dir", str(self.data_dir), "--nats-url", url,
                     "--database-url", self.database_url, "--host", self.host,

@@ -157,7 +157,9 @@ class ClusterRuntime:
     def accepting(self) -> bool:
         return not self._closing and self._failed is None
 
-    def subscribe(self, subscriber: Subscriber) -> None:
+    def subscribe(self, subscriber: Subscriber, feed: str = "accounts") -> None:
+        """``subscriber`` gets each durable batch of the log; ``feed`` (``"market"`` or
+        ``"accounts"``) matters only to a sharded gateway: one log holds both here."""
         self._subscribers.append(subscriber)
 
     async def submit(self, command: Any) -> tuple[Any, list[Any]]:

@@ -226,3 +226,29 @@ class LedgerProgress:
     def stop(self) -> None:
         """The subscription ends with the gateway's connection."""
         self.engine.dispose()
+
+
+class ShardedLedgerProgress:
+    """How far SQL holds every accounts shard's log, as a gateway of a sharded
+    deployment sees it: ``wait_for`` waits until each shard's projection has reached
+    what the gateway has seen of that shard's log (``published_seqs``), whatever seq
+    it is given (a user's fill may be written by the other side's shard)."""
+
+    def __init__(
+        self, nc: NATS, database_url: str, shards: int, published_seqs: Callable[[], list[int]]
+    ) -> None:
+        self.parts = [LedgerProgress(nc, database_url, shard=k) for k in range(shards)]
+        self.published_seqs = published_seqs
+        self.engine = self.parts[0].engine  # history queries read through it
+
+    async def start(self) -> None:
+        for part in self.parts:
+            await part.start()
+
+    async def wait_for(self, seq: int, timeout: float = 5.0) -> None:
+        for part, target in zip(self.parts, self.published_seqs(), strict=True):
+            await part.wait_for(target, timeout)
+
+    def stop(self) -> None:
+        for part in self.parts:
+            part.stop()

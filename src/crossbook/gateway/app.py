@@ -116,6 +116,10 @@ def create_app(
     runtime: Any
     if cluster is None:
         runtime = ExchangeRuntime(data_dir, config, fsync=fsync)
+    elif config is not None and config.accounts_shards > 1:
+        from crossbook.cluster.sharded_runtime import ShardedClusterRuntime
+
+        runtime = ShardedClusterRuntime(data_dir, config, cluster.nats_url)
     else:
         from crossbook.cluster.gateway_runtime import ClusterRuntime
 
@@ -134,12 +138,19 @@ def create_app(
         return projector, _load_marketdata(data_dir, runtime)
 
     async def open_cluster() -> tuple[Any, MarketData]:
-        from crossbook.cluster.ledger import LedgerProgress
+        from crossbook.cluster.ledger import LedgerProgress, ShardedLedgerProgress
 
         boot = await runtime.connect()  # the view from a boot snapshot, if there is one
         md = MarketData.restore(boot.marketdata) if boot else MarketData(runtime.config.markets)
         await runtime.catch_up([md.apply])
-        projector = LedgerProgress(runtime.nc, url, shard=runtime.shard)
+        projector: Any
+        if runtime.config.accounts_shards > 1:
+            shards = runtime.config.accounts_shards
+            projector = ShardedLedgerProgress(
+                runtime.nc, url, shards, lambda: list(runtime.published_seqs)
+            )
+        else:
+            projector = LedgerProgress(runtime.nc, url, shard=runtime.shard)
         await projector.start()
         return projector, md
 
@@ -158,8 +169,8 @@ def create_app(
         state.gateway, state.market_streams, state.user_streams = gw, streams, users
         if cluster is None:
             runtime.subscribe(projector.feed)
-        runtime.subscribe(streams.on_batch)
-        runtime.subscribe(users.on_batch)
+        runtime.subscribe(streams.on_batch, feed="market")
+        runtime.subscribe(users.on_batch, feed="accounts")
         install_routes(app, state)
         await runtime.start()
         streams.start()
