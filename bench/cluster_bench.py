@@ -1,8 +1,8 @@
 """The distributed pipeline through JetStream: order entry to acknowledged fill events.
 
 Starts private nats-server(s) (one node for 1 replica; a three-node cluster for 3),
-one engine process per market and the accounts process (``python -m crossbook service
-...``), funds 200 users, then submits orders from this process through
+one engine process per market and one accounts process per shard (``--accounts-shards``,
+1 by default; ``python -m crossbook service ...``), funds 200 users, then submits orders from this process through
 :class:`~crossbook.cluster.client.AccountsClient` (what a gateway uses). A command is
 acknowledged once the accounts log holds it, its engine has run it, and its events
 are settled in the accounts log (so the latency covers four JetStream commits).
@@ -17,6 +17,7 @@ The mix on one market: 80% limit orders crossing around one price (most fill, so
 rest), 20% cancels by client order id. Prints one JSON line per replica count.
 
     .venv/bin/python bench/cluster_bench.py [--orders 60000] [--replicas 1 3]
+        [--accounts-shards 2]
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ from crossbook.cluster.processes import ServiceProcess, accounts_process, engine
 from crossbook.domain.commands import CancelOrder, PlaceOrder
 from crossbook.domain.enums import Side
 from crossbook.domain.ledger import Deposit
+from crossbook.exchange.core import ExchangeConfig
 from crossbook.runtime import tune_gc
-from crossbook.service import load_config
+from crossbook.service import DataDirConfig, load_config
 
 MARKET = "BTCUSDT"
 USERS = 200
@@ -74,7 +76,26 @@ def percentiles(latencies: list[float]) -> dict[str, float]:
     }
 
 
-async def closed_loop(client: AccountsClient, cmds: list[Any], window: int) -> dict[str, Any]:
+class Router:
+    """What a gateway does with several shards: each command to its user's shard."""
+
+    def __init__(self, clients: list[AccountsClient]) -> None:
+        self.clients = clients
+
+    async def submit(self, command: Any) -> Any:
+        user = getattr(command, "owner", None) or command.user
+        return await self.clients[user % len(self.clients)].submit(command)
+
+    async def submit_many(self, commands: list[Any]) -> None:
+        await asyncio.gather(*(
+            self.clients[k].submit_many(
+                [c for c in commands if c.user % len(self.clients) == k]
+            )
+            for k in range(len(self.clients))
+        ))  # fmt: skip
+
+
+async def closed_loop(client: Any, cmds: list[Any], window: int) -> dict[str, Any]:
     latencies: list[float] = []
     it = iter(cmds)
 
@@ -91,7 +112,7 @@ async def closed_loop(client: AccountsClient, cmds: list[Any], window: int) -> d
             "window": window, **percentiles(latencies)}  # fmt: skip
 
 
-async def open_loop(client: AccountsClient, cmds: list[Any], rate: float) -> dict[str, Any]:
+async def open_loop(client: Any, cmds: list[Any], rate: float) -> dict[str, Any]:
     latencies: list[float] = []
     tick = 0.002
     per_tick = max(1, round(rate * tick))
@@ -117,7 +138,7 @@ async def open_loop(client: AccountsClient, cmds: list[Any], rate: float) -> dic
 
 async def drive(url: str, args: argparse.Namespace) -> dict[str, Any]:
     nc = await nats.connect(url)
-    client = AccountsClient(nc, timeout=60)
+    client = Router([AccountsClient(nc, k, timeout=60) for k in range(args.accounts_shards)])
     try:
         await client.submit_many(
             [Deposit(seq=0, ts=0, user=u, asset=a, amount=10**18, network="bench",
@@ -151,11 +172,15 @@ def run(replicas: int, args: argparse.Namespace) -> dict[str, Any]:
             servers = NatsCluster(base / "cluster", size=replicas).start()
             url = ",".join(servers.urls)
         data_dir = base / "data"
-        config = load_config(data_dir).exchange
+        exchange = ExchangeConfig(accounts_shards=args.accounts_shards)
+        config = load_config(data_dir, DataDirConfig(kind="exchange", exchange=exchange)).exchange
         processes: list[ServiceProcess] = [
             engine_process(m.symbol, data_dir, url, replicas=replicas) for m in config.markets
         ]
-        processes.append(accounts_process(data_dir, url, replicas=replicas))
+        processes += [
+            accounts_process(data_dir, url, shard=k, replicas=replicas)
+            for k in range(config.accounts_shards)
+        ]
         try:
             for p in processes:
                 p.start()
@@ -164,7 +189,8 @@ def run(replicas: int, args: argparse.Namespace) -> dict[str, Any]:
             for p in processes:
                 p.stop()
             servers.stop()
-    return {"bench": "cluster_pipeline", "replicas": replicas, **result}
+    return {"bench": "cluster_pipeline", "replicas": replicas,
+            "accounts_shards": args.accounts_shards, **result}  # fmt: skip
 
 
 def run_loop(main: Any) -> Any:
@@ -181,6 +207,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=1_000, help="commands in flight")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of the half-load run")
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--accounts-shards", type=int, default=1)
     parser.add_argument(
         "--rate", type=float, default=10_000, help="also measure latency at this rate (0: no)"
     )

@@ -87,8 +87,15 @@ def run(
     """Start the whole exchange in one process (REST + WebSocket on one port)."""
     from crossbook.gateway.app import create_app
     from crossbook.logs import configure_logging
+    from crossbook.service import CONFIG_FILE, load_config
 
-    configure_logging()
+    if (data_dir / CONFIG_FILE).exists():
+        shards = load_config(data_dir).exchange.accounts_shards
+        if shards != 1:
+            typer.echo(f"{data_dir} is a deployment of {shards} accounts shards: "
+                       "run it with crossbook cluster", err=True)  # fmt: skip
+            raise typer.Exit(2)
+    configure_logging()  # (after the refusals: it binds the log to this process's stderr)
     if not 0 < port < 65536:
         raise typer.BadParameter("--port must be 1..65535")
     from crossbook.gateway.ratelimit import RateLimits

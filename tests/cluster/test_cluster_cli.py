@@ -115,3 +115,20 @@ def test_a_reader_of_one_accounts_log_is_refused_with_several_shards(
     assert result.exit_code == 2
     said = " ".join((result.output + capfd.readouterr().err).split())
     assert "needs one accounts shard; this deployment has 2" in said
+
+
+def test_the_embedded_exchange_refuses_a_data_dir_of_several_shards(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from typer.testing import CliRunner
+
+    from crossbook.cli import app
+    from crossbook.exchange.core import ExchangeConfig
+    from crossbook.service import DataDirConfig, load_config
+
+    config = ExchangeConfig(accounts_shards=2)
+    load_config(tmp_path, DataDirConfig(kind="exchange", exchange=config))
+    result = CliRunner().invoke(app, ["run", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    said = " ".join((result.output + capfd.readouterr().err).split())
+    assert "a deployment of 2 accounts shards: run it with crossbook cluster" in said

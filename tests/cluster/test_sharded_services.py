@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 import nats
+import pytest
 
 from crossbook.bus.server import NatsServer
 from crossbook.cluster.accounts import AccountsService
@@ -30,6 +31,7 @@ from crossbook.domain.markets import DEFAULT_MARKETS
 from crossbook.domain.sharding import shard_of
 from crossbook.exchange.core import ExchangeConfig
 from crossbook.verify import cluster_sql_errors
+from tests.cluster.test_split_services import Deployment
 
 SHARDS = 2
 CONFIG = ExchangeConfig(accounts_shards=SHARDS)
@@ -37,14 +39,8 @@ BTC = DEFAULT_MARKETS[0]
 PRICE = 50_000 * 10**BTC.price_scale
 
 
-class ShardedDeployment:
+class ShardedDeployment(Deployment):
     """Both accounts shards and one engine per market, each on its own connection."""
-
-    def __init__(self, url: str, data_dir: Path) -> None:
-        self.url = url
-        self.data_dir = data_dir
-        self.services: dict[str, Any] = {}
-        self.tasks: dict[str, asyncio.Task[None]] = {}
 
     async def _run(self, name: str, service: Any) -> Any:
         await service.start()
@@ -52,7 +48,7 @@ class ShardedDeployment:
         self.tasks[name] = asyncio.create_task(service.run())
         return service
 
-    async def start_engine(self, market: Any) -> EngineService:
+    async def start_engine(self, market: Any) -> EngineService:  # type: ignore[override]
         nc = await nats.connect(self.url)
         return await self._run(
             market.symbol, EngineService(nc, self.data_dir, market, shards=SHARDS)
@@ -77,17 +73,6 @@ class ShardedDeployment:
         with contextlib.suppress(BaseException):
             await task
         await service.nc.close()
-
-    async def stop(self, name: str) -> None:
-        service = self.services.pop(name)
-        await service.stop()
-        await asyncio.wait_for(self.tasks.pop(name), 10)
-        await service.close()
-        await service.nc.close()
-
-    async def stop_all(self) -> None:
-        for name in list(self.services):
-            await self.stop(name)
 
     async def settled(self, timeout: float = 30) -> None:
         """Until every forward ran and every shard received every engine record."""
@@ -265,21 +250,12 @@ def test_a_service_refuses_a_snapshot_of_another_shard(tmp_path: Path) -> None:
     from crossbook.exchange.split import AccountsMachine
 
     service = AccountsService(None, tmp_path, CONFIG, shard=1)  # type: ignore[arg-type]
-    other = AccountsMachine(CONFIG, 0).snapshot()
-    try:
-        service.restore(other)
-    except ValueError as exc:
-        assert "shard 0" in str(exc)
-    else:
-        raise AssertionError("a snapshot of shard 0 was restored as shard 1")
+    with pytest.raises(ValueError, match="shard 0"):
+        service.restore(AccountsMachine(CONFIG, 0).snapshot())
     assert service.restore(AccountsMachine(CONFIG, 1).snapshot()).shard == 1
     unsharded = msgspec.structs.replace(CONFIG, accounts_shards=1)
-    try:
+    with pytest.raises(ValueError, match="another configuration"):
         service.restore(AccountsMachine(unsharded, 0).snapshot())
-    except ValueError:
-        pass
-    else:
-        raise AssertionError("a snapshot of another configuration was restored")
 
 
 def test_a_shard_killed_between_the_halves_of_a_trade_settles_its_half_on_restart(

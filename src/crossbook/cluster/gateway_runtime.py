@@ -43,7 +43,30 @@ log = structlog.get_logger("crossbook.cluster.gateway")
 Subscriber = Callable[[list[tuple[Any, list[Any]]]], None]
 
 
-class ClusterRuntime:
+class FollowerState:
+    """Whether a gateway's runtime still follows its logs and takes commands."""
+
+    _closing: bool = False
+    _failed: BaseException | None = None
+
+    @property
+    def failure(self) -> BaseException | None:
+        """Why following a log stopped, if it did."""
+        return self._failed
+
+    @property
+    def accepting(self) -> bool:
+        return not self._closing and self._failed is None
+
+    def check_accepting(self, lost: str) -> None:
+        """Raise unless commands are taken (``lost``: what a failure lost)."""
+        if self._failed is not None:
+            raise RuntimeError(f"the gateway lost {lost}") from self._failed
+        if self._closing:
+            raise RuntimeError("the gateway is shutting down")
+
+
+class ClusterRuntime(FollowerState):
     def __init__(
         self,
         data_dir: Path,
@@ -148,25 +171,13 @@ class ClusterRuntime:
     def core(self) -> ExchangeView:
         return self.view
 
-    @property
-    def failure(self) -> BaseException | None:
-        """Why following the log stopped, if it did."""
-        return self._failed
-
-    @property
-    def accepting(self) -> bool:
-        return not self._closing and self._failed is None
-
     def subscribe(self, subscriber: Subscriber, feed: str = "accounts") -> None:
         """``subscriber`` gets each durable batch of the log; ``feed`` (``"market"`` or
         ``"accounts"``) matters only to a sharded gateway: one log holds both here."""
         self._subscribers.append(subscriber)
 
     async def submit(self, command: Any) -> tuple[Any, list[Any]]:
-        if self._failed is not None:
-            raise RuntimeError("the gateway lost the accounts log") from self._failed
-        if self._closing:
-            raise RuntimeError("the gateway is shutting down")
+        self.check_accepting("the accounts log")
         stamped, events, last_seq = await self.client.submit_stamped(command)
         await self.wait_for(last_seq)
         return stamped, events

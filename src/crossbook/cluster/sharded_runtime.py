@@ -32,6 +32,7 @@ from nats.aio.client import Client as NATS
 
 from crossbook.bus.jetstream import JetStreamLog
 from crossbook.cluster.client import AccountsClient
+from crossbook.cluster.gateway_runtime import FollowerState
 from crossbook.cluster.sharded_view import ShardedView
 from crossbook.cluster.topology import accounts_log, engine_log
 from crossbook.domain.codec import command_decoder
@@ -65,7 +66,7 @@ def own_sides(shard: int, shards: int, events: list[Any]) -> list[Any]:
     return out
 
 
-class ShardedClusterRuntime:
+class ShardedClusterRuntime(FollowerState):
     def __init__(
         self,
         data_dir: Path,
@@ -169,22 +170,11 @@ class ShardedClusterRuntime:
         health; reads wait per shard)."""
         return sum(self.published_seqs)
 
-    @property
-    def failure(self) -> BaseException | None:
-        return self._failed
-
-    @property
-    def accepting(self) -> bool:
-        return not self._closing and self._failed is None
-
     def subscribe(self, subscriber: Subscriber, feed: str = "accounts") -> None:
         self._subscribers[feed].append(subscriber)
 
     async def submit(self, command: Any) -> tuple[Any, list[Any]]:
-        if self._failed is not None:
-            raise RuntimeError("the gateway lost a log") from self._failed
-        if self._closing:
-            raise RuntimeError("the gateway is shutting down")
+        self.check_accepting("a log")
         shard = self.view.shard_of_command(command)
         stamped, events, last_seq = await self.clients[shard].submit_stamped(command)
         if type(stamped) is PlaceOrder and not stamped.order_id:

@@ -245,10 +245,15 @@ class _Batch:
                 tx: TransactionPosted = e  # type: ignore[assignment]
                 self.tx_rows.append((tx.tx_id, self.log, seq, tx.ts, tx.type, tx.ref))
                 self.transactions.append(tx)
+            elif t is OrderFilled:
+                self._filled(seq, e)  # type: ignore[arg-type]
             elif t in _ORDER_HANDLERS:
                 self.order_events.append((seq, e))
-                if t is OrderFilled:
-                    self._trade(seq, e)  # type: ignore[arg-type]
+
+    def _filled(self, seq: int, f: OrderFilled) -> None:
+        """A fill: its trade row, and its change to both orders' rows."""
+        self.order_events.append((seq, f))
+        self._trade(seq, f)
 
     def posting_rows(self) -> list[_Tuple]:
         """The rows of all the postings. The postings are built once: by this or by
@@ -364,30 +369,19 @@ class _ShardBatch(_Batch):
         self.shard = shard
         self.shards = shards
 
-    def add(self, seq: int, events: Sequence[object]) -> None:
-        self.events += len(events)
+    def _filled(self, seq: int, f: OrderFilled) -> None:
         shard, shards = self.shard, self.shards
-        for e in events:
-            t = type(e)
-            if t is TransactionPosted:
-                tx: TransactionPosted = e  # type: ignore[assignment]
-                self.tx_rows.append((tx.tx_id, self.log, seq, tx.ts, tx.type, tx.ref))
-                self.transactions.append(tx)
-            elif t is OrderFilled:
-                f: OrderFilled = e  # type: ignore[assignment]
-                if f.taker_owner % shards == shard:
-                    self._trade(seq, f)
-                    self.order_events.append(
-                        (seq, _SideFill(f.market, f.taker_order_id, f.price, f.quantity,
-                                        f.taker_leaves, f.ts))
-                    )  # fmt: skip
-                if f.maker_owner % shards == shard:
-                    self.order_events.append(
-                        (seq, _SideFill(f.market, f.maker_order_id, f.price, f.quantity,
-                                        f.maker_leaves, f.ts))
-                    )  # fmt: skip
-            elif t in _ORDER_HANDLERS:
-                self.order_events.append((seq, e))
+        if f.taker_owner % shards == shard:
+            self._trade(seq, f)
+            self.order_events.append(
+                (seq, _SideFill(f.market, f.taker_order_id, f.price, f.quantity,
+                                f.taker_leaves, f.ts))
+            )  # fmt: skip
+        if f.maker_owner % shards == shard:
+            self.order_events.append(
+                (seq, _SideFill(f.market, f.maker_order_id, f.price, f.quantity,
+                                f.maker_leaves, f.ts))
+            )  # fmt: skip
 
 
 # ------------------------------------------------------------------ order events
