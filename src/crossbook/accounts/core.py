@@ -459,8 +459,11 @@ class Accounts:
                 self._true_up(e, out)  # type: ignore[arg-type]
         return out
 
-    def _concerns(self, e: Event, t: type) -> bool:
+    def concerns(self, e: Event) -> bool:
         """Whether an engine event is about one of this shard's users."""
+        return self.shards == 1 or self._concerns(e, type(e))
+
+    def _concerns(self, e: Event, t: type) -> bool:
         shards, shard = self.shards, self.shard
         if t is OrderFilled:
             f: OrderFilled = e  # type: ignore[assignment]

@@ -152,9 +152,20 @@ class DurableConsumer:
         appending to its own log) makes them durable there, so a crash between
         applying and acking leaves them unacked and redelivered, never lost.
         """
+        return await self.apply(applier, await self.fetch(max_messages, timeout), commit=commit)
+
+    async def apply(
+        self,
+        applier: Applier,
+        msgs: list[Msg],
+        *,
+        commit: Callable[[], Awaitable[object]] | None = None,
+    ) -> PollStats:
+        """The second half of :meth:`poll`: apply and ack messages :meth:`fetch` got (a
+        service merging several consumers fetches from all at once, and applies what
+        each brings in turn)."""
         stats = PollStats()
         applied: list[Msg] = []
-        msgs = await self._fetch(max_messages, timeout)
         if not msgs:
             return stats
         for msg in msgs:
@@ -192,7 +203,7 @@ class DurableConsumer:
                     stats.unacked += 1
         return stats
 
-    async def _fetch(self, max_messages: int, timeout: float) -> list[Msg]:
+    async def fetch(self, max_messages: int, timeout: float) -> list[Msg]:
         """Up to ``max_messages`` messages, as soon as there is one. A JetStream pull
         request for n messages lingers until n arrived or it expires, so one message
         is waited for (up to ``timeout``) and then as many more as the server says

@@ -262,18 +262,36 @@ class AccountsService:
 
     async def _follow_engine(self, market: str) -> None:
         """Each engine record (at a position of the engine log) as ``(position, seq of
-        the forwarded command, events payload)``."""
+        the forwarded command, events payload, events)``.
+
+        With several shards, a record of another shard's command whose events are none
+        about this shard's users is left out (the machine would keep nothing of it); if
+        a batch of records ends with such, one record without events at the last
+        position stands for them, so the machine's position in the engine log (where a
+        restart resumes, and what ``crossbook verify`` compares) keeps up."""
         after = self.machine.engine_seqs[market]
         decode_head = _head_decoder.decode
+        decode_events = events_decoder.decode
+        shards, shard = self.config.accounts_shards, self.shard
+        concerns = self.machine.accounts.concerns
         command: tuple[int, int] | None = None  # (position, forwarded seq) awaiting events
         async for records in self.engines[market].tail(after):
             items = []
+            left_out = 0
             for kind, position, payload in records:
                 if kind == COMMAND:
                     command = (position, decode_head(payload).seq)
                 elif command is not None and command[0] == position:
-                    items.append((position, command[1], payload))
-                    command = None
+                    forwarded, command = command[1], None
+                    events = decode_events(payload)
+                    theirs = shards > 1 and forwarded % shards != shard
+                    if theirs and not any(concerns(e) for e in events):
+                        left_out = position
+                        continue
+                    items.append((position, forwarded, payload, events))
+                    left_out = 0
+            if left_out:
+                items.append((left_out, 0, b"[]", []))
             if items:
                 self._inbox.put_nowait(("events", (market, items)))
 
@@ -325,13 +343,12 @@ class AccountsService:
             elif kind == "events":
                 market, records = value
                 quoted = encode(market)
-                for position, forwarded, payload in records:
+                for position, forwarded, payload, events in records:
                     received = stamp(
                         EngineEventsReceived(
-                            seq=0, ts=0, market=market, source_seq=position,
-                            events=events_decoder.decode(payload),
+                            seq=0, ts=0, market=market, source_seq=position, events=events
                         )
-                    )  # fmt: skip
+                    )
                     # its encoding, with the engine's events as the engine wrote them
                     raw = b'["engine_events",%d,%d,%s,%d,%s]' % (
                         received.seq, received.ts, quoted, position, payload,

@@ -193,26 +193,55 @@ class EngineService:
         await self.sharer.close()
 
     async def _consume(self) -> None:
-        # one source waits for its first message up to the timeout while another may
-        # have some: with several, each waits only briefly
-        timeout = 0.5 if self.shards == 1 else 0.02
+        """Apply what the consumer brings until stopped."""
+        if self.shards > 1:
+            return await self._consume_sources()
+        consumer, source = self.consumers[0], self._sources[0]
         while not self._stop.is_set():
             before = self.stats.commands
-            for consumer, source in zip(self.consumers, self._sources, strict=True):
-                stats = await consumer.poll(
-                    source, max_messages=self.batch_max, timeout=timeout, commit=self._commit
-                )
-                self.stats.redelivered_skipped += stats.skipped
+            stats = await consumer.poll(
+                source, max_messages=self.batch_max, timeout=0.5, commit=self._commit
+            )
+            self.stats.redelivered_skipped += stats.skipped
             self._since_snapshot += self.stats.commands - before
-            self.background.poll()
-            self.sharer.offer_if_new(self.background.taken)
-            # everything applied is committed here: the child may publish at once
-            seq = self.engine.last_seq
-            if self._since_snapshot >= self.snapshot_every and self.background.start(
-                seq, self.engine.snapshot
-            ):
-                self.background.durable(seq)
-                self._since_snapshot = 0
+            self._snapshot_if_due()
+
+    async def _consume_sources(self) -> None:
+        """With several sources, each has a fetch in flight all the time, and what one
+        brings is applied as it comes, in this one loop (so a commit covers exactly what
+        was applied before it)."""
+        consumers, sources = self.consumers, self._sources
+        fetches = [self._fetch(c) for c in consumers]
+        try:
+            while not self._stop.is_set():
+                await asyncio.wait(fetches, return_when=asyncio.FIRST_COMPLETED)
+                before = self.stats.commands
+                for k, fetch in enumerate(fetches):
+                    if not fetch.done():
+                        continue
+                    msgs = fetch.result()
+                    fetches[k] = self._fetch(consumers[k])
+                    stats = await consumers[k].apply(sources[k], msgs, commit=self._commit)
+                    self.stats.redelivered_skipped += stats.skipped
+                self._since_snapshot += self.stats.commands - before
+                self._snapshot_if_due()
+        finally:
+            for fetch in fetches:
+                fetch.cancel()  # what a cancelled fetch got is redelivered after ack_wait
+
+    def _fetch(self, consumer: DurableConsumer) -> asyncio.Future[list[Any]]:
+        return asyncio.ensure_future(consumer.fetch(self.batch_max, 0.5))
+
+    def _snapshot_if_due(self) -> None:
+        self.background.poll()
+        self.sharer.offer_if_new(self.background.taken)
+        # everything applied is committed here: the child may publish at once
+        seq = self.engine.last_seq
+        if self._since_snapshot >= self.snapshot_every and self.background.start(
+            seq, self.engine.snapshot
+        ):
+            self.background.durable(seq)
+            self._since_snapshot = 0
 
     def metrics(self) -> dict[str, float]:
         return metrics_of(
