@@ -283,3 +283,36 @@ def test_a_shard_killed_between_the_halves_of_a_trade_settles_its_half_on_restar
             assert await verify_deployment(clients[0].nc, CONFIG) == []
 
     run(main())
+
+
+def test_a_shard_leaves_out_engine_records_about_none_of_its_users(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """Orders of shard 0's users only: shard 1 logs no engine events, only records that
+    keep its position in the engine log current (and a restart resumes from there)."""
+    from crossbook.domain.codec import command_decoder
+    from crossbook.domain.routing import EngineEventsReceived
+    from crossbook.journal.framing import COMMAND
+    from tests.cluster.test_faults import read_log
+
+    async def main() -> None:
+        async with sharded_exchange(nats_server.url, tmp_path) as (deployment, clients):
+            await clients[0].submit_many([deposit(u, a, 10**15) for u in (2, 4)
+                                          for a in ("BTC", "USDT")])  # fmt: skip
+            rng = random.Random(3)
+            await submit_all(clients, load(range(2, 5, 2), 100, rng))
+            await deployment.settled()
+            engine = deployment.services[BTC.symbol].engine
+            inputs = [command_decoder.decode(p) for kind, _, p in
+                      await read_log(clients[1].nc, "accounts-1") if kind == COMMAND]  # fmt: skip
+            received = [c for c in inputs if type(c) is EngineEventsReceived]
+            assert received and all(c.events == [] for c in received)
+            assert len(received) < engine.position
+            assert deployment.accounts(1).balances == {}
+            await deployment.stop("accounts-1")
+            nc = await nats.connect(nats_server.url)
+            await deployment._run("accounts-1", AccountsService(nc, tmp_path, CONFIG, shard=1))
+            await deployment.settled()
+            assert await verify_deployment(clients[0].nc, CONFIG) == []
+
+    run(main())
