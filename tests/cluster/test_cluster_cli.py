@@ -98,25 +98,6 @@ def test_a_service_for_a_shard_that_does_not_exist_is_refused(
     assert "shard 1 does not exist: the deployment has 1 (0..0)" in said
 
 
-@pytest.mark.parametrize("service", [["marketdata"]])
-def test_a_reader_of_one_accounts_log_is_refused_with_several_shards(
-    service: list[str], tmp_path: Path, capfd: pytest.CaptureFixture[str]
-) -> None:
-    from typer.testing import CliRunner
-
-    from crossbook.cli import app
-    from crossbook.exchange.core import ExchangeConfig
-    from crossbook.service import DataDirConfig, load_config
-
-    load_config(
-        tmp_path, DataDirConfig(kind="exchange", exchange=ExchangeConfig(accounts_shards=2))
-    )
-    result = CliRunner().invoke(app, ["service", *service, "--data-dir", str(tmp_path)])
-    assert result.exit_code == 2
-    said = " ".join((result.output + capfd.readouterr().err).split())
-    assert "needs one accounts shard; this deployment has 2" in said
-
-
 def test_the_embedded_exchange_refuses_a_data_dir_of_several_shards(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:

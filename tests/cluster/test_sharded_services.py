@@ -19,9 +19,12 @@ import pytest
 
 from crossbook.bus.server import NatsServer
 from crossbook.cluster.accounts import AccountsService
+from crossbook.cluster.boot import load_sharded_boot_snapshot, save_sharded_boot_snapshot
 from crossbook.cluster.client import AccountsClient
 from crossbook.cluster.engine import EngineService
 from crossbook.cluster.ledger import LedgerWriterService
+from crossbook.cluster.marketdata import MarketDataService
+from crossbook.cluster.sharded_runtime import ShardedClusterRuntime
 from crossbook.cluster.verify import replay_deployment, verify_deployment
 from crossbook.domain.commands import CancelOrder, PlaceOrder
 from crossbook.domain.enums import Side
@@ -30,6 +33,7 @@ from crossbook.domain.ledger import Deposit, TransactionPosted
 from crossbook.domain.markets import DEFAULT_MARKETS
 from crossbook.domain.sharding import shard_of
 from crossbook.exchange.core import ExchangeConfig
+from crossbook.marketdata import MarketData
 from crossbook.verify import cluster_sql_errors
 from tests.cluster.test_split_services import Deployment
 
@@ -61,8 +65,11 @@ class ShardedDeployment(Deployment):
             nc = await nats.connect(self.url)
             await self._run(f"accounts-{k}", AccountsService(nc, self.data_dir, CONFIG, shard=k))
 
+    def accounts_service(self, k: int) -> Any:
+        return self.services[f"accounts-{k}"]
+
     def accounts(self, k: int) -> Any:
-        return self.services[f"accounts-{k}"].machine.accounts
+        return self.accounts_service(k).machine.accounts
 
     async def crash(self, name: str) -> None:
         """Gone without a word: no snapshot, nothing more committed or acked."""
@@ -164,6 +171,14 @@ def load(users: range, n: int, rng: random.Random) -> list[Any]:
     return orders
 
 
+async def fund(clients: list[AccountsClient], users: range) -> None:
+    """Every user, plenty of both assets, through the user's shard."""
+    for k in range(SHARDS):
+        await clients[k].submit_many(
+            [deposit(u, a, 10**15) for u in users if u % SHARDS == k for a in ("BTC", "USDT")]
+        )
+
+
 async def submit_all(clients: list[AccountsClient], commands: list[Any]) -> list[Any]:
     return await asyncio.gather(*(clients[shard_of(c.owner, SHARDS)].submit(c) for c in commands))
 
@@ -175,12 +190,7 @@ def test_orders_of_two_shards_all_settle_verify_and_project_into_one_database(
         users = range(1, 9)
         rng = random.Random(5)
         async with sharded_exchange(nats_server.url, tmp_path) as (deployment, clients):
-            await submit_all(clients, [])
-            for k in range(SHARDS):
-                await clients[k].submit_many(
-                    [deposit(u, a, 10**15) for u in users if u % SHARDS == k
-                     for a in ("BTC", "USDT")]
-                )  # fmt: skip
+            await fund(clients, users)
             orders = load(users, 600, rng)
             results = await submit_all(clients, orders)
             assert all(events for _, events in results)
@@ -223,11 +233,7 @@ def test_engine_killed_mid_stream_with_two_shards_loses_and_doubles_nothing(
         users = range(1, 7)
         rng = random.Random(11)
         async with sharded_exchange(nats_server.url, tmp_path) as (deployment, clients):
-            for k in range(SHARDS):
-                await clients[k].submit_many(
-                    [deposit(u, a, 10**15) for u in users if u % SHARDS == k
-                     for a in ("BTC", "USDT")]
-                )  # fmt: skip
+            await fund(clients, users)
             first = asyncio.ensure_future(submit_all(clients, load(users, 300, rng)))
             await asyncio.sleep(0.3)
             await deployment.crash(BTC.symbol)
@@ -314,5 +320,66 @@ def test_a_shard_leaves_out_engine_records_about_none_of_its_users(
             await deployment._run("accounts-1", AccountsService(nc, tmp_path, CONFIG, shard=1))
             await deployment.settled()
             assert await verify_deployment(clients[0].nc, CONFIG) == []
+
+    run(main())
+
+
+async def _sharded_gateway_state(
+    url: str, tmp: Path, *, boot: bool
+) -> tuple[ShardedClusterRuntime, bytes, bytes]:
+    """A sharded gateway's runtime and market data, started as a gateway starts."""
+    runtime = ShardedClusterRuntime(tmp, CONFIG, url)
+    snap = await runtime.connect(boot=boot)
+    md = MarketData.restore(snap.marketdata) if snap else MarketData(CONFIG.markets)
+    await runtime.catch_up([md.apply])
+    await runtime.stop()
+    return runtime, runtime.view.snapshot(), md.snapshot()
+
+
+def test_a_sharded_gateway_booted_from_the_snapshot_equals_one_that_replayed_every_log(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    async def main() -> None:
+        users = range(1, 9)
+        rng = random.Random(8)
+        async with sharded_exchange(nats_server.url, tmp_path) as (deployment, clients):
+            await fund(clients, users)
+            await submit_all(clients, load(users, 300, rng))
+            service = MarketDataService(nats_server.url, tmp_path, CONFIG, snapshot_every=100)
+            await service.start()
+            task = asyncio.create_task(service.run())
+            await submit_all(clients, load(users, 300, rng))  # more while it follows
+            await deployment.settled()
+            await service.stop()
+            await task
+            await service.close()
+            js = clients[0].nc.jetstream()
+            snap = await load_sharded_boot_snapshot(js, SHARDS)
+            assert snap is not None
+            assert snap.seqs == [deployment.accounts_service(k).machine.last_seq
+                                 for k in range(SHARDS)]  # fmt: skip
+
+            await submit_all(clients, load(users, 100, rng))  # the logs move on
+            await deployment.settled()
+            booted, view, md = await _sharded_gateway_state(nats_server.url, tmp_path, boot=True)
+            replayed, full_view, full_md = await _sharded_gateway_state(
+                nats_server.url, tmp_path, boot=False
+            )
+            assert 0 < booted.replayed < replayed.replayed
+            assert view == full_view
+            assert md == full_md
+            assert await verify_deployment(clients[0].nc, CONFIG) == []
+
+            # one that does not match the logs is reported; one beyond them is not used
+            wrong = msgspec.structs.replace(snap, marketdata=full_md)
+            await save_sharded_boot_snapshot(js, wrong)
+            assert await verify_deployment(clients[0].nc, CONFIG) == [
+                f"boot snapshot at seqs {snap.seqs}: its market data differs from the replay's"
+            ]
+            beyond = msgspec.structs.replace(snap, seqs=[s + 1_000 for s in snap.seqs])
+            await save_sharded_boot_snapshot(js, beyond)
+            runtime = ShardedClusterRuntime(tmp_path, CONFIG, nats_server.url)
+            assert await runtime.connect(boot=True) is None
+            await runtime.stop()
 
     run(main())

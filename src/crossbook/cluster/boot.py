@@ -13,11 +13,18 @@ Invariants:
   whose markets differ from the deployment's is not used: the gateway replays instead.
 * Objects are replaced whole (one name per accounts shard); a reader sees the old one
   or the new one, never a mix (the object store's own guarantee).
+
+With several accounts shards a gateway follows every shard's log and every engine's
+log (:mod:`crossbook.cluster.sharded_runtime`); its boot snapshot
+(:class:`ShardedBootSnapshot`) holds the view at one seq of each shard's log and one
+position of each engine's log, with the market data at those positions. It is used
+only if every one of them is within its log.
 """
 
 from __future__ import annotations
 
 import io
+from typing import TypeVar
 
 import msgspec
 from nats.js.api import ObjectStoreConfig
@@ -26,7 +33,17 @@ from nats.js.errors import BucketNotFoundError, DigestMismatchError, NotFoundErr
 
 from crossbook.cluster.topology import accounts_log
 
-__all__ = ["BOOT_BUCKET", "BootSnapshot", "load_boot_snapshot", "save_boot_snapshot"]
+__all__ = [
+    "BOOT_BUCKET",
+    "BootSnapshot",
+    "ShardedBootSnapshot",
+    "load_boot_snapshot",
+    "load_sharded_boot_snapshot",
+    "save_boot_snapshot",
+    "save_sharded_boot_snapshot",
+]
+
+T = TypeVar("T")
 
 BOOT_BUCKET = "crossbook-boot"
 BOOT_VERSION = 1
@@ -44,41 +61,84 @@ class BootSnapshot(msgspec.Struct, frozen=True):
     marketdata: bytes
 
 
+class ShardedBootSnapshot(msgspec.Struct, frozen=True):
+    """The view (:meth:`ShardedView.snapshot`) after applying each accounts shard's log
+    up to ``seqs[shard]`` and each engine's log up to ``positions[market]``, and the
+    market data of the engine logs up to those positions."""
+
+    version: int
+    seqs: list[int]
+    positions: dict[str, int]
+    markets: list[str]
+    view: bytes
+    marketdata: bytes
+
+
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(BootSnapshot)
+_sharded_decoder = msgspec.msgpack.Decoder(ShardedBootSnapshot)
 
 
 def _name(shard: int) -> str:
     return f"view-{accounts_log(shard)}"
 
 
-async def save_boot_snapshot(
-    js: JetStreamContext, snap: BootSnapshot, *, replicas: int = 1
-) -> None:
-    """Store ``snap`` as the newest boot snapshot of its shard (creating the bucket)."""
+def _sharded_name(shards: int) -> str:
+    return f"view-{shards}-shards"
+
+
+async def _put(js: JetStreamContext, name: str, data: bytes, replicas: int) -> None:
     try:
         store = await js.object_store(BOOT_BUCKET)
     except BucketNotFoundError:
         store = await js.create_object_store(
             BOOT_BUCKET, config=ObjectStoreConfig(replicas=replicas)
         )
-    await store.put(_name(snap.shard), _encoder.encode(snap))
+    await store.put(name, data)
 
 
-async def load_boot_snapshot(js: JetStreamContext, shard: int) -> BootSnapshot | None:
-    """The newest boot snapshot of ``shard``, or ``None`` if there is none (or it cannot
-    be decoded: the caller then replays the log)."""
+async def _get(js: JetStreamContext, name: str, decoder: msgspec.msgpack.Decoder[T]) -> T | None:
+    """The object ``name`` decoded, or ``None`` if there is none (or it cannot be
+    decoded: the caller then replays the logs)."""
     received = io.BytesIO()  # chunks appended in place (not bytes += bytes)
     try:
         store = await js.object_store(BOOT_BUCKET)
-        await store.get(_name(shard), writeinto=received)
+        await store.get(name, writeinto=received)
     except (NotFoundError, DigestMismatchError):  # no bucket, no object, or a damaged one
         return None
     data = received.getvalue()
     if not data:
         return None
     try:
-        snap = _decoder.decode(data)
+        return decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-    return snap if snap.version == BOOT_VERSION and snap.shard == shard else None
+
+
+async def save_boot_snapshot(
+    js: JetStreamContext, snap: BootSnapshot, *, replicas: int = 1
+) -> None:
+    """Store ``snap`` as the newest boot snapshot of its shard (creating the bucket)."""
+    await _put(js, _name(snap.shard), _encoder.encode(snap), replicas)
+
+
+async def load_boot_snapshot(js: JetStreamContext, shard: int) -> BootSnapshot | None:
+    """The newest boot snapshot of ``shard``, or ``None``."""
+    snap = await _get(js, _name(shard), _decoder)
+    return snap if snap and snap.version == BOOT_VERSION and snap.shard == shard else None
+
+
+async def save_sharded_boot_snapshot(
+    js: JetStreamContext, snap: ShardedBootSnapshot, *, replicas: int = 1
+) -> None:
+    """Store ``snap`` as the newest boot snapshot of its deployment's shards."""
+    await _put(js, _sharded_name(len(snap.seqs)), _encoder.encode(snap), replicas)
+
+
+async def load_sharded_boot_snapshot(
+    js: JetStreamContext, shards: int
+) -> ShardedBootSnapshot | None:
+    """The newest boot snapshot of a deployment of ``shards`` shards, or ``None``."""
+    snap = await _get(js, _sharded_name(shards), _sharded_decoder)
+    ok = snap and snap.version == BOOT_VERSION and len(snap.seqs) == shards
+    return snap if ok else None

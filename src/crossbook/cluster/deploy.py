@@ -10,9 +10,9 @@ Everything lives under the data dir and is stopped on exit:
   standby can be promoted when the primary is lost (:mod:`crossbook.infra.postgres`);
 - one ``engine`` process per market, one ``accounts`` and one ``ledger-writer``
   process per accounts shard (``--accounts-shards``, fixed when the data dir is
-  created: 1 by default), the ``marketdata`` process (the gateways' boot snapshots;
-  with one shard only) and ``--gateways`` gateway processes, the first on ``--port`` and
-  the next on the ports after it. Their logs are in ``logs/``. With ``--standbys`` each
+  created: 1 by default), the ``marketdata`` process (the gateways' boot snapshots)
+  and ``--gateways`` gateway processes, the first on ``--port`` and the next on the
+  ports after it. Their logs are in ``logs/``. With ``--standbys`` each
   engine and the accounts service run twice: the instance holding its log's leader
   lease leads, the other waits to take over (:mod:`crossbook.cluster.runner`).
 
@@ -151,15 +151,14 @@ class LocalCluster:
             for k in shards:
                 standby = accounts_process(self.data_dir, url, shard=k, tag="-b", **common)  # type: ignore[arg-type]
                 self._launch(standby, timeout)
-        if self.config.accounts_shards == 1:  # boot snapshots are of one accounts log
-            self._launch(
-                marketdata_process(
-                    self.data_dir, url, replicas=self.replicas, snapshot_every=every,
-                    snapshot_interval=MARKETDATA_SNAPSHOT_INTERVAL, log_dir=self.log_dir,
-                    metrics_port=0,
-                ),
-                timeout,
-            )  # fmt: skip
+        self._launch(
+            marketdata_process(
+                self.data_dir, url, replicas=self.replicas, snapshot_every=every,
+                snapshot_interval=MARKETDATA_SNAPSHOT_INTERVAL, log_dir=self.log_dir,
+                metrics_port=0,
+            ),
+            timeout,
+        )  # fmt: skip
         for k in shards:
             self._launch(
                 ServiceProcess(

@@ -150,6 +150,11 @@ class ClusterRuntime(FollowerState):
         log.info("caught up", log=accounts_log(self.shard), last_seq=self.published_seq,
                  replayed=self.replayed)  # fmt: skip
 
+    async def log_end(self) -> int:
+        """The accounts log's last seq, read now."""
+        await self.log.refresh()
+        return self.log.last_seq
+
     async def start(self) -> None:
         self._follow = asyncio.create_task(self._follow_log(), name="crossbook-follow")
 

@@ -12,6 +12,11 @@ snapshot of the same log, and any of them is a valid starting point.
 
 Klines and tickers survive restarts of the whole deployment through these snapshots
 too: they are rebuilt from the trades in the log otherwise.
+
+With several accounts shards it follows every shard's log and every engine's log as a
+gateway of such a deployment does (:class:`ShardedClusterRuntime`; market data from
+the engine logs), and writes boot snapshots of the kind
+:class:`~crossbook.cluster.boot.ShardedBootSnapshot`.
 """
 
 from __future__ import annotations
@@ -26,10 +31,16 @@ from typing import Any
 
 import structlog
 
-from crossbook.cluster.boot import BootSnapshot, save_boot_snapshot
+from crossbook.cluster.boot import (
+    BootSnapshot,
+    ShardedBootSnapshot,
+    save_boot_snapshot,
+    save_sharded_boot_snapshot,
+)
 from crossbook.cluster.gateway_runtime import ClusterRuntime
 from crossbook.cluster.health import metrics_of
 from crossbook.cluster.recovery import Recovered
+from crossbook.cluster.sharded_runtime import ShardedClusterRuntime
 from crossbook.exchange.core import ExchangeConfig
 from crossbook.marketdata import MarketData
 
@@ -62,7 +73,11 @@ class MarketDataService:
         snapshot_every: int = 100_000,
         snapshot_interval: float = 60.0,
     ) -> None:
-        self.runtime = ClusterRuntime(data_dir, config, nats_url, shard=shard)
+        self.runtime: ClusterRuntime | ShardedClusterRuntime
+        if config.accounts_shards > 1:
+            self.runtime = ShardedClusterRuntime(data_dir, config, nats_url)
+        else:
+            self.runtime = ClusterRuntime(data_dir, config, nats_url, shard=shard)
         self.shard = shard
         self.replicas = replicas
         self.snapshot_every = snapshot_every
@@ -87,13 +102,13 @@ class MarketDataService:
             self.marketdata = MarketData.restore(boot.marketdata)
         await self.runtime.catch_up([self.marketdata.apply])
         self.stats.recovered = Recovered(
-            snapshot_seq=boot.seq if boot else 0,
+            snapshot_seq=_seq_of(boot) if boot else 0,
             commands_replayed=self.runtime.replayed,
             seconds=time.perf_counter() - started,
         )
         self.stats.last_seq = self.runtime.published_seq
         self._since_snapshot = self.runtime.replayed
-        self.runtime.subscribe(self._on_batch)
+        self.runtime.subscribe(self._on_batch, feed="market")
         await self.runtime.start()
 
     def _on_batch(self, items: list[tuple[Any, list[Any]]]) -> None:
@@ -102,7 +117,7 @@ class MarketDataService:
             apply(events)
         self.stats.inputs += len(items)
         self.stats.batches += 1
-        self.stats.last_seq = items[-1][0].seq
+        self.stats.last_seq = self.runtime.published_seq
         self._since_snapshot += len(items)
 
     async def run(self) -> None:
@@ -118,8 +133,8 @@ class MarketDataService:
                 if time.monotonic() - measured >= LAG_INTERVAL:
                     measured = time.monotonic()
                     with contextlib.suppress(Exception):  # for the lag metric only
-                        await self.runtime.log.refresh()
-                        self._log_end = self.runtime.log.last_seq
+                        self._log_end = await self.runtime.log_end()
+                    self.stats.last_seq = self.runtime.published_seq
                 due = time.monotonic() - last >= self.snapshot_interval
                 if self._since_snapshot >= self.snapshot_every or (due and self._since_snapshot):
                     await self.snapshot()
@@ -129,29 +144,44 @@ class MarketDataService:
         if self._since_snapshot:
             await self.snapshot()
 
-    async def snapshot(self) -> BootSnapshot:
-        """Write the boot snapshot of the state as of now (the seq the view has reached)."""
+    async def snapshot(self) -> BootSnapshot | ShardedBootSnapshot:
+        """Write the boot snapshot of the state as of now (the seqs the view has reached)."""
         started = time.perf_counter()
-        view = self.runtime.view
-        snap = BootSnapshot(
-            version=1,
-            shard=self.shard,
-            seq=view.last_seq,
-            markets=[m.symbol for m in view.config.markets],
-            view=view.snapshot(),
-            marketdata=self.marketdata.snapshot(),
-        )
+        runtime = self.runtime
+        assert runtime.nc is not None
+        js = runtime.nc.jetstream()
+        markets = [m.symbol for m in runtime.config.markets]
+        snap: BootSnapshot | ShardedBootSnapshot
+        if isinstance(runtime, ShardedClusterRuntime):
+            view = runtime.view
+            snap = ShardedBootSnapshot(
+                version=1,
+                seqs=[m.last_seq for m in view.machines],
+                positions={s: e.position for s, e in view.engines.items()},
+                markets=markets,
+                view=view.snapshot(),
+                marketdata=self.marketdata.snapshot(),
+            )
+            await save_sharded_boot_snapshot(js, snap, replicas=self.replicas)
+        else:
+            snap = BootSnapshot(
+                version=1,
+                shard=self.shard,
+                seq=runtime.view.last_seq,
+                markets=markets,
+                view=runtime.view.snapshot(),
+                marketdata=self.marketdata.snapshot(),
+            )
+            await save_boot_snapshot(js, snap, replicas=self.replicas)
         self._since_snapshot = 0
-        assert self.runtime.nc is not None
-        await save_boot_snapshot(self.runtime.nc.jetstream(), snap, replicas=self.replicas)
         elapsed = time.perf_counter() - started
         self.stats.snapshots += 1
-        self.stats.snapshot_seq = snap.seq
+        self.stats.snapshot_seq = _seq_of(snap)
         self.stats.snapshot_seconds = elapsed
         if self.on_commit is not None:
             self.on_commit(elapsed)
-        log.info("boot snapshot written", seq=snap.seq, bytes=len(snap.view) + len(snap.marketdata),
-                 seconds=round(elapsed, 3))  # fmt: skip
+        size = len(snap.view) + len(snap.marketdata)
+        log.info("boot snapshot written", seq=_seq_of(snap), bytes=size, seconds=round(elapsed, 3))
         return snap
 
     def metrics(self) -> dict[str, float]:
@@ -173,3 +203,8 @@ class MarketDataService:
 
     async def close(self) -> None:
         await self.runtime.stop()
+
+
+def _seq_of(snap: BootSnapshot | ShardedBootSnapshot) -> int:
+    """Where a boot snapshot is, in ``published_seq``'s unit (summed over shards)."""
+    return snap.seq if isinstance(snap, BootSnapshot) else sum(snap.seqs)

@@ -226,17 +226,6 @@ def shard_error(shard: int, config: ExchangeConfig) -> str | None:
     return f"shard {shard} does not exist: the deployment has {shards} (0..{shards - 1})"
 
 
-def one_shard_error(service: str, config: ExchangeConfig) -> str | None:
-    """Why ``service`` cannot run for the deployment yet, or ``None``: it follows one
-    accounts log, which holds the whole exchange only with one accounts shard."""
-    if config.accounts_shards == 1:
-        return None
-    return (
-        f"the {service} needs one accounts shard; this deployment has "
-        f"{config.accounts_shards} (accounts_shards in config.json)"
-    )
-
-
 def _refuse(error: str) -> int:
     print(error, file=sys.stderr)
     return 2
@@ -335,7 +324,7 @@ def run_marketdata(
     from crossbook.cluster.marketdata import MarketDataService
 
     config = load_config(data_dir).exchange
-    if error := shard_error(shard, config) or one_shard_error("market data service", config):
+    if error := shard_error(shard, config):
         return _refuse(error)
 
     async def main() -> int:

@@ -13,8 +13,10 @@ log and every engine's log (:class:`~crossbook.cluster.sharded_view.ShardedView`
   (user streams). In a shard's
   feed a fill between two shards names only the order of its own side (the other
   order id is 0), so a tracker fed by every shard applies each side once.
-- On start every log is replayed from its beginning (boot snapshots are per shard
-  deployment only); ``catch_up`` hooks see the engine logs' events.
+- On start the view is restored from the newest usable boot snapshot the market data
+  service keeps (:class:`~crossbook.cluster.boot.ShardedBootSnapshot`), and every log
+  is replayed after its position there (from its beginning without one); ``catch_up``
+  hooks see the engine logs' events.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import structlog
 from nats.aio.client import Client as NATS
 
 from crossbook.bus.jetstream import JetStreamLog
+from crossbook.cluster.boot import ShardedBootSnapshot, load_sharded_boot_snapshot
 from crossbook.cluster.client import AccountsClient
 from crossbook.cluster.gateway_runtime import FollowerState
 from crossbook.cluster.sharded_view import ShardedView
@@ -96,9 +99,10 @@ class ShardedClusterRuntime(FollowerState):
         await self.connect(boot=False)
         await self.catch_up(catch_up)
 
-    async def connect(self, *, boot: bool = True) -> None:
-        """Connect and open every log (no boot snapshot: ``None``, like a deployment
-        without one)."""
+    async def connect(self, *, boot: bool = True) -> ShardedBootSnapshot | None:
+        """Connect and open every log; with ``boot``, restore the view from the newest
+        usable boot snapshot and return it (the caller restores its market data from it
+        too), else ``None``."""
         self.nc = nc = await nats.connect(
             self.nats_url.split(","),
             max_reconnect_attempts=-1,
@@ -110,7 +114,39 @@ class ShardedClusterRuntime(FollowerState):
         self.engine_logs = {
             m.symbol: await JetStreamLog.open(nc, engine_log(m.symbol)) for m in self.config.markets
         }
-        return None
+        if not boot:
+            return None
+        snap = await load_sharded_boot_snapshot(nc.jetstream(), self.shards)
+        if snap is None:
+            return None
+        reason = self._unusable(snap)
+        if reason:
+            log.warning("boot snapshot not used; replaying the logs", reason=reason)
+            return None
+        self.view = ShardedView.restore(snap.view)
+        self.published_seqs = list(snap.seqs)
+        log.info("booted from snapshot", seqs=snap.seqs, positions=snap.positions)
+        return snap
+
+    def _unusable(self, snap: ShardedBootSnapshot) -> str:
+        """Why ``snap`` cannot be booted from ("" if it can)."""
+        markets = [m.symbol for m in self.config.markets]
+        if snap.markets != markets:
+            return f"its markets {snap.markets} are not {markets}"
+        for k, (seq, shard_log) in enumerate(zip(snap.seqs, self.logs, strict=True)):
+            if seq > shard_log.last_seq:
+                return f"it is at seq {seq} of accounts-{k}, beyond its end {shard_log.last_seq}"
+        for market, market_log in self.engine_logs.items():
+            position = snap.positions.get(market, -1)
+            if not 0 <= position <= market_log.last_seq:
+                return f"its position {position} in engine-{market} is not within the log"
+        try:
+            view = ShardedView.restore(snap.view)
+        except (ValueError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return f"its view cannot be restored: {exc}"
+        if view.config != self.config:
+            return "its exchange configuration differs"
+        return ""
 
     async def catch_up(self, hooks: list[Callable[[list[Any]], Any]] | None = None) -> None:
         """Replay every log after the view's position in it (``hooks`` get the events of
@@ -137,6 +173,12 @@ class ShardedClusterRuntime(FollowerState):
                     hook(events)
         log.info("caught up", shards=self.shards, published=self.published_seqs,
                  replayed=self.replayed)  # fmt: skip
+
+    async def log_end(self) -> int:
+        """The sum of the shards' logs' last seqs (``published_seq``'s unit)."""
+        for shard_log in self.logs:
+            await shard_log.refresh()
+        return sum(shard_log.last_seq for shard_log in self.logs)
 
     async def start(self) -> None:
         for k in range(self.shards):

@@ -14,7 +14,8 @@ Everything is re-derived from the logs alone, from the beginning:
   holds equal what the engine's open orders can still spend and ``clearing:SYMBOL``
   sums to zero across shards (a trade's other half may otherwise still be in flight);
 - the gateways' boot snapshot (:mod:`crossbook.cluster.boot`), if there is one, equals
-  the view and market data of a replay of ``accounts-0`` up to its seq.
+  the view and market data of a replay of ``accounts-0`` up to its seq (with several
+  shards: of each shard's log and each engine's log up to its seq or position there).
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from nats.aio.client import Client as NATS
 
 from crossbook.accounts.checks import balance_errors, hold_errors, transaction_errors
 from crossbook.bus.jetstream import JetStreamLog
-from crossbook.cluster.boot import load_boot_snapshot
+from crossbook.cluster.boot import load_boot_snapshot, load_sharded_boot_snapshot
+from crossbook.cluster.sharded_runtime import in_engine_order
+from crossbook.cluster.sharded_view import ShardedView
 from crossbook.cluster.topology import accounts_log, engine_log, orders_log
 from crossbook.cluster.view import ExchangeView
 from crossbook.domain.codec import command_decoder, command_encoder
@@ -79,6 +82,7 @@ async def replay_deployment(
     engines: dict[str, MultiSourceEngine] = {}
     complete: dict[str, bool] = {}  # per market: every forward of every shard ran
     orders: dict[tuple[str, int], list[int]] = {}
+    engine_records: dict[str, list[tuple[int, int, bytes]]] = {}
     for market in config.markets:
         symbol = market.symbol
         engine = engines[symbol] = MultiSourceEngine([market], shards)
@@ -93,7 +97,8 @@ async def replay_deployment(
             return events
 
         name = engine_log(symbol)
-        positions = _replay(name, await _records(nc, name), run, errors)
+        engine_records[symbol] = await _records(nc, name)
+        positions = _replay(name, engine_records[symbol], run, errors)
         if positions != list(range(1, len(positions) + 1)):
             errors.append(f"{name}: positions are not 1..{len(positions)} (a gap or a repeat)")
         complete[symbol] = True
@@ -108,10 +113,16 @@ async def replay_deployment(
             complete[symbol] &= len(ran[k]) == len(forwarded)
 
     machines: list[AccountsMachine] = []
+    shard_records: list[list[tuple[int, int, bytes]]] = []
     for k in range(shards):
         machine = AccountsMachine(config, k)
         machines.append(machine)
-        errors += await _shard_errors(nc, config, machine, orders)
+        shard_records.append(await _records(nc, accounts_log(k)))
+        errors += _shard_errors(config, machine, orders, shard_records[k])
+    if shards == 1:
+        errors += await _boot_snapshot_errors(nc, config, 0, shard_records[0])
+    else:
+        errors += await _sharded_boot_snapshot_errors(nc, config, shard_records, engine_records)
     settled = [
         s for s, done in complete.items()
         if done and all(m.engine_seqs[s] == engines[s].position for m in machines)
@@ -120,11 +131,11 @@ async def replay_deployment(
     return errors, machines
 
 
-async def _shard_errors(
-    nc: NATS,
+def _shard_errors(
     config: ExchangeConfig,
     machine: AccountsMachine,
     orders: dict[tuple[str, int], list[int]],
+    records: list[tuple[int, int, bytes]],
 ) -> list[str]:
     """Replay one shard's log into ``machine``; what is wrong with the log."""
     errors: list[str] = []
@@ -139,10 +150,7 @@ async def _shard_errors(
         all_events.extend(events)
         return events
 
-    records = await _records(nc, accounts_log(shard))
     _replay(accounts_log(shard), records, apply, errors)
-    if shard == 0 and config.accounts_shards == 1:
-        errors += await _boot_snapshot_errors(nc, config, shard, records)
     errors += transaction_errors(all_events)
     for market in config.markets:
         symbol = market.symbol
@@ -207,4 +215,38 @@ async def _boot_snapshot_errors(
         errors.append(f"boot snapshot at seq {snap.seq}: its view differs from the replay's")
     if md.snapshot() != snap.marketdata:
         errors.append(f"boot snapshot at seq {snap.seq}: its market data differs from the replay's")
+    return errors
+
+
+async def _sharded_boot_snapshot_errors(
+    nc: NATS,
+    config: ExchangeConfig,
+    shard_records: list[list[tuple[int, int, bytes]]],
+    engine_records: dict[str, list[tuple[int, int, bytes]]],
+) -> list[str]:
+    snap = await load_sharded_boot_snapshot(nc.jetstream(), config.accounts_shards)
+    if snap is None:
+        return []
+    view, md = ShardedView(config), MarketData(config.markets)
+    decode = command_decoder.decode
+    for k, records in enumerate(shard_records):
+        for kind, seq, payload in records:
+            if kind == COMMAND and seq <= snap.seqs[k]:
+                view.apply_shard(k, decode(payload))
+    for market, records in engine_records.items():
+        for kind, position, payload in records:
+            if kind == COMMAND and position <= snap.positions.get(market, 0):
+                md.apply(in_engine_order(position, view.apply_engine(market, decode(payload))))
+    reached = [m.last_seq for m in view.machines]
+    positions = {s: e.position for s, e in view.engines.items()}
+    if reached != snap.seqs or positions != snap.positions:
+        return [f"boot snapshot at seqs {snap.seqs}, positions {snap.positions}: "
+                f"the logs end at {reached}, {positions}"]  # fmt: skip
+    errors = []
+    if view.snapshot() != snap.view:
+        errors.append(f"boot snapshot at seqs {snap.seqs}: its view differs from the replay's")
+    if md.snapshot() != snap.marketdata:
+        errors.append(
+            f"boot snapshot at seqs {snap.seqs}: its market data differs from the replay's"
+        )
     return errors
