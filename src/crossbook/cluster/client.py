@@ -24,6 +24,11 @@ class SubmitError(Exception):
     applied (like an HTTP timeout); look it up before sending it again."""
 
 
+class ServiceUnavailable(SubmitError):
+    """No accounts service took the command (none served the shard, e.g. during a
+    failover, for the whole timeout): it was not applied, and may be sent again."""
+
+
 class AccountsClient:
     def __init__(
         self, nc: NATS, shard: int = 0, *, timeout: float = 10.0, max_batch: int = 2048
@@ -76,12 +81,27 @@ class AccountsClient:
                 future.set_result(result)
 
     async def _request(self, commands: list[Any]) -> list[tuple[Any, list[Any], int]]:
-        try:
-            msg = await self.nc.request(
-                self.subject, encode_request(commands), timeout=self.timeout
-            )
-        except (NatsTimeoutError, NoRespondersError, TimeoutError) as exc:
-            raise SubmitError(f"accounts service did not answer: {exc!r}") from exc
+        """One request; sent again while nobody serves the shard (a failover: nobody
+        received it, so nothing was applied), for up to ``timeout`` in all."""
+        payload = encode_request(commands)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        pause = 0.02
+        while True:
+            try:
+                left = max(deadline - loop.time(), 0.001)
+                msg = await self.nc.request(self.subject, payload, timeout=left)
+                break
+            except NoRespondersError as exc:
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise ServiceUnavailable(
+                        f"no accounts service serves {self.subject} (nothing was applied)"
+                    ) from exc
+                await asyncio.sleep(min(pause, left))
+                pause = min(pause * 2, 0.5)
+            except (NatsTimeoutError, TimeoutError) as exc:
+                raise SubmitError(f"accounts service did not answer: {exc!r}") from exc
         reply = decode_reply(msg.data)
         if reply.error:
             raise SubmitError(reply.error)

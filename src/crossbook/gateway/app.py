@@ -210,6 +210,17 @@ def create_app(
         )
 
     app.add_exception_handler(HistoryUnavailable, history_unavailable)
+
+    from crossbook.cluster.client import ServiceUnavailable, SubmitError
+
+    async def submit_failed(request: Any, exc: Exception) -> Any:
+        if isinstance(exc, ServiceUnavailable):  # nobody took it: nothing was applied
+            code, message = "unavailable", "the exchange is failing over; retry"
+        else:
+            code, message = "outcome_unknown", "no acknowledgement in time: look it up first"
+        return native_api.failure_response(native_api.ApiFailure(503, code, message))
+
+    app.add_exception_handler(SubmitError, submit_failed)
     return CrossbookApp(app, state, rate_limits or RateLimits())  # type: ignore[return-value]
 
 

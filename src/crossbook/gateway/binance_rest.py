@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from crossbook.auth.models import is_api_key_format
+from crossbook.cluster.client import ServiceUnavailable, SubmitError
 from crossbook.domain.commands import CancelAll, CancelOrder, PlaceOrder
 from crossbook.domain.enums import OrderType, RejectReason, SelfTradePrevention, Side, TimeInForce
 from crossbook.domain.enums import Trigger as Trig
@@ -375,7 +376,11 @@ def handler(fn: Callable[[Request], Any]) -> Callable[[Request], Any]:
             result = await fn(request)
         except BinanceError as exc:
             return exc.response()
-        except HistoryUnavailable:
+        except ServiceUnavailable:
+            return BinanceError(
+                -1001, "Internal error; unable to process your request. Please try again.", 503
+            ).response()
+        except (HistoryUnavailable, SubmitError):
             return BinanceError(
                 -1007,
                 "Timeout waiting for response from backend server. "
