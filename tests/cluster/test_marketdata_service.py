@@ -37,14 +37,18 @@ async def _trade(client: AccountsClient, start: int, n: int) -> None:
     await asyncio.gather(*(client.submit(c) for c in cancels))
 
 
-async def _gateway_state(url: str, tmp: Path, *, boot: bool) -> tuple[ClusterRuntime, bytes, bytes]:
-    """A gateway's runtime and market data, started as a gateway starts; stopped again."""
-    runtime = ClusterRuntime(tmp, CONFIG, url)
+async def gateway_state(runtime: Any, *, boot: bool) -> tuple[Any, bytes, bytes]:
+    """A gateway's runtime (of either kind) with its market data, started as a gateway
+    starts and stopped again; its view's and market data's snapshots."""
     snap = await runtime.connect(boot=boot)
-    md = MarketData.restore(snap.marketdata) if snap else MarketData(CONFIG.markets)
+    md = MarketData.restore(snap.marketdata) if snap else MarketData(runtime.config.markets)
     await runtime.catch_up([md.apply])
     await runtime.stop()
     return runtime, runtime.view.snapshot(), md.snapshot()
+
+
+async def _gateway_state(url: str, tmp: Path, *, boot: bool) -> tuple[ClusterRuntime, bytes, bytes]:
+    return await gateway_state(ClusterRuntime(tmp, CONFIG, url), boot=boot)
 
 
 async def _wait(predicate: Any, timeout: float = 20.0) -> None:

@@ -33,8 +33,8 @@ from crossbook.domain.ledger import Deposit, TransactionPosted
 from crossbook.domain.markets import DEFAULT_MARKETS
 from crossbook.domain.sharding import shard_of
 from crossbook.exchange.core import ExchangeConfig
-from crossbook.marketdata import MarketData
 from crossbook.verify import cluster_sql_errors
+from tests.cluster.test_marketdata_service import gateway_state
 from tests.cluster.test_split_services import Deployment
 
 SHARDS = 2
@@ -327,13 +327,7 @@ def test_a_shard_leaves_out_engine_records_about_none_of_its_users(
 async def _sharded_gateway_state(
     url: str, tmp: Path, *, boot: bool
 ) -> tuple[ShardedClusterRuntime, bytes, bytes]:
-    """A sharded gateway's runtime and market data, started as a gateway starts."""
-    runtime = ShardedClusterRuntime(tmp, CONFIG, url)
-    snap = await runtime.connect(boot=boot)
-    md = MarketData.restore(snap.marketdata) if snap else MarketData(CONFIG.markets)
-    await runtime.catch_up([md.apply])
-    await runtime.stop()
-    return runtime, runtime.view.snapshot(), md.snapshot()
+    return await gateway_state(ShardedClusterRuntime(tmp, CONFIG, url), boot=boot)
 
 
 def test_a_sharded_gateway_booted_from_the_snapshot_equals_one_that_replayed_every_log(
