@@ -6,8 +6,12 @@ per second and latency percentiles (request sent -> response read).
 ``ws``: N WebSocket clients subscribed to depth and trades while the demo market maker
 trades; delivery latency (event time -> received), and server memory per connection.
 
+``--deployment``: ``embedded`` (``crossbook run``, the default), ``cluster``
+(``crossbook cluster``: every service its own process, over JetStream) or ``sharded``
+(that with two accounts shards).
+
 Prints one JSON line per mode. Usage: python bench/gateway_bench.py [rest|ws|all]
-       [--seconds S] [--connections C] [--clients N]
+       [--seconds S] [--connections C] [--clients N] [--deployment D]
 """
 
 from __future__ import annotations
@@ -245,24 +249,26 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--connections", type=int, default=96)
     ap.add_argument("--clients", type=int, default=2000)
+    ap.add_argument("--deployment", default="embedded", choices=["embedded", "cluster", "sharded"])
     args = ap.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     if args.mode in ("rest", "all"):
         data = Path(tempfile.mkdtemp(prefix="crossbook-bench-")) / "data"
-        server = start_server(data, extra=["--no-rate-limits"])
+        server = start_server(data, extra=["--no-rate-limits"], deployment=args.deployment)
         try:
-            print(
-                json.dumps(asyncio.run(bench_rest(server, args.seconds, args.connections))),
-                flush=True,
-            )
+            result = asyncio.run(bench_rest(server, args.seconds, args.connections))
+            print(json.dumps({**result, "deployment": args.deployment}), flush=True)
         finally:
             stop_server(server)
     if args.mode in ("ws", "all"):
         data = Path(tempfile.mkdtemp(prefix="crossbook-bench-")) / "data"
-        server = start_server(data, market_maker=True, extra=["--no-rate-limits"])
+        server = start_server(
+            data, market_maker=True, extra=["--no-rate-limits"], deployment=args.deployment
+        )
         try:
-            print(json.dumps(asyncio.run(bench_ws(server, args.seconds, args.clients))), flush=True)
+            result = asyncio.run(bench_ws(server, args.seconds, args.clients))
+            print(json.dumps({**result, "deployment": args.deployment}), flush=True)
         finally:
             stop_server(server)
     os._exit(0)

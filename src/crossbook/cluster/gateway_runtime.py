@@ -34,6 +34,7 @@ from crossbook.cluster.boot import BootSnapshot, load_boot_snapshot
 from crossbook.cluster.client import AccountsClient
 from crossbook.cluster.topology import accounts_log
 from crossbook.cluster.view import ExchangeView
+from crossbook.cluster.waiters import Waiters
 from crossbook.domain.codec import command_decoder
 from crossbook.exchange.core import ExchangeConfig
 from crossbook.journal.framing import COMMAND
@@ -85,7 +86,7 @@ class ClusterRuntime(FollowerState):
         self.published_seq = 0
         self.replayed = 0
         self._subscribers: list[Subscriber] = []
-        self._reached = asyncio.Condition()
+        self._waiters = Waiters()
         self._follow: asyncio.Task[None] | None = None
         self._closing = False
         self._failed: BaseException | None = None
@@ -191,10 +192,7 @@ class ClusterRuntime(FollowerState):
         """Until the view (and the subscribers) have everything up to ``seq``."""
         if self.published_seq >= seq:
             return
-        async with self._reached:
-            await asyncio.wait_for(
-                self._reached.wait_for(lambda: self.published_seq >= seq), self.read_timeout
-            )
+        await self._waiters.wait(lambda: self.published_seq >= seq, self.read_timeout)
 
     # ------------------------------------------------------------------ loop
 
@@ -217,8 +215,7 @@ class ClusterRuntime(FollowerState):
                     except Exception as exc:  # a broken subscriber must not stop the gateway
                         log.error("subscriber failed", subscriber=repr(subscriber), error=repr(exc))
                 self.published_seq = self.view.last_seq
-                async with self._reached:
-                    self._reached.notify_all()
+                self._waiters.moved()
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -29,6 +29,7 @@ from sqlalchemy.exc import OperationalError
 from crossbook.bus.consumer import DurableConsumer, Record
 from crossbook.cluster.health import metrics_of
 from crossbook.cluster.topology import REQUEST_PREFIX, accounts_log
+from crossbook.cluster.waiters import Waiters
 from crossbook.domain.codec import events_decoder
 from crossbook.journal.framing import EVENTS
 from crossbook.ledger.db import make_engine, migrate
@@ -194,7 +195,7 @@ class LedgerProgress:
         self.url = database_url
         self.shard = shard
         self.projected_seq = 0
-        self._changed = asyncio.Condition()
+        self._waiters = Waiters()
         self.engine = make_engine(database_url)  # history queries read through it
 
     async def start(self) -> None:
@@ -209,17 +210,13 @@ class LedgerProgress:
     async def _advance(self, seq: int) -> None:
         if seq > self.projected_seq:
             self.projected_seq = seq
-            async with self._changed:
-                self._changed.notify_all()
+            self._waiters.moved()
 
     async def wait_for(self, seq: int, timeout: float = 5.0) -> None:
         if self.projected_seq >= seq:
             return
         try:
-            async with self._changed:
-                await asyncio.wait_for(
-                    self._changed.wait_for(lambda: self.projected_seq >= seq), timeout
-                )
+            await self._waiters.wait(lambda: self.projected_seq >= seq, timeout)
         except TimeoutError:
             raise TimeoutError(f"projection did not reach seq {seq}") from None
 

@@ -38,6 +38,7 @@ from crossbook.cluster.client import AccountsClient
 from crossbook.cluster.gateway_runtime import FollowerState
 from crossbook.cluster.sharded_view import ShardedView
 from crossbook.cluster.topology import accounts_log, engine_log
+from crossbook.cluster.waiters import Waiters
 from crossbook.domain.codec import command_decoder
 from crossbook.domain.commands import PlaceOrder
 from crossbook.domain.events import OrderFilled
@@ -87,7 +88,7 @@ class ShardedClusterRuntime(FollowerState):
         self.published_seqs = [0] * self.shards
         self.replayed = 0
         self._subscribers: dict[str, list[Subscriber]] = {"market": [], "accounts": []}
-        self._reached = asyncio.Condition()
+        self._waiters = Waiters()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self._failed: BaseException | None = None
@@ -232,8 +233,7 @@ class ShardedClusterRuntime(FollowerState):
     async def _wait(self, reached: Callable[[], bool]) -> None:
         if reached():
             return
-        async with self._reached:
-            await asyncio.wait_for(self._reached.wait_for(reached), self.read_timeout)
+        await self._waiters.wait(reached, self.read_timeout)
 
     # ------------------------------------------------------------------ loops
 
@@ -279,8 +279,7 @@ class ShardedClusterRuntime(FollowerState):
                     except Exception as exc:  # a broken subscriber must not stop the gateway
                         log.error("subscriber failed", subscriber=repr(subscriber), error=repr(exc))
                 self._published()
-                async with self._reached:
-                    self._reached.notify_all()
+                self._waiters.moved()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
