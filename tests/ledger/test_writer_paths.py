@@ -6,6 +6,7 @@ upgrading (and 0004 downgrading) a database that already holds rows."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from sqlalchemy import inspect, text
@@ -148,16 +149,22 @@ def test_sqlite_stores_every_amount_as_text(tmp_path: object) -> None:
         engine.dispose()
 
 
+def written_at_revision(url: str, revision: str) -> tuple[list[Any], list[Any]]:
+    """A database at ``revision`` holding the first items of both logs; all the items."""
+    eng, acc = engine_items(), accounts_items()
+    migrate(url, revision)
+    with ProjectionWriter(url) as writer:
+        writer.write(ENGINE_LOG, eng[:10])
+        writer.write(ACCOUNTS_LOG, acc[:3])
+    return eng, acc
+
+
 def test_migration_0003_upgrades_a_populated_database(new_db: Callable[[], str]) -> None:
     """A database written at revision 0002 (with the postings' foreign key and the index
     on order status) upgrades in place: rows kept, the foreign key and that index gone, the
     other indexes still there, and the writer goes on."""
     url, reference = new_db(), new_db()
-    eng, acc = engine_items(), accounts_items()
-    migrate(url, "0002")
-    with ProjectionWriter(url) as writer:
-        writer.write(ENGINE_LOG, eng[:10])
-        writer.write(ACCOUNTS_LOG, acc[:3])
+    eng, acc = written_at_revision(url, "0002")
     engine = make_engine(url)
     try:
         assert [fk["name"] for fk in inspect(engine).get_foreign_keys("ledger_postings")] == [
@@ -232,11 +239,7 @@ def test_migration_0004_upgrades_and_downgrades_a_populated_database(
     writer goes on, and the downgrade restores the constraint and the index with the
     rows."""
     url, reference = new_db(), new_db()
-    eng, acc = engine_items(), accounts_items()
-    migrate(url, "0003")
-    with ProjectionWriter(url) as writer:
-        writer.write(ENGINE_LOG, eng[:10])
-        writer.write(ACCOUNTS_LOG, acc[:3])
+    eng, acc = written_at_revision(url, "0003")
     assert ledger_indexes(url) == BEFORE_0004
     before = dump(url)
     migrate(url, "0004")

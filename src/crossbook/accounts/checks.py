@@ -5,7 +5,7 @@ what is wrong (empty when all hold); the tests run them after every step and
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from crossbook.accounts.core import Accounts
@@ -36,25 +36,37 @@ def ledger_errors(core: ExchangeCore) -> list[str]:
     )
 
 
-def sharded_ledger_errors(shards: Sequence[Accounts], books: Iterable[OrderBook]) -> list[str]:
-    """The invariants of sharded accounts (``shards[k]`` is shard ``k``) once every
-    forward and every engine event has reached every shard: each shard's ledger sums to
-    zero per asset and its holds match its users' open orders; across shards nothing is
-    negative that must not be, and every ``clearing:<market>`` account sums to zero."""
+def sharded_ledger_errors(
+    shards: Sequence[Accounts], books: Iterable[OrderBook], *, unsettled: Collection[str] = ()
+) -> list[str]:
+    """The invariants of sharded accounts (one :class:`Accounts` per shard): each
+    shard's ledger sums to zero per asset, no user balance or fees below zero, and its
+    holds match its users' open orders in ``books``; across shards ``rounding`` is not
+    below zero and every ``clearing:<market>`` sums to zero. For the markets in
+    ``unsettled`` (a forward or an engine record not yet everywhere) holds and clearing
+    are not checked, nor is rounding across shards: a half may still be in flight."""
+    several = len(shards) > 1
     errors: list[str] = []
     merged: dict[tuple[str, str], int] = defaultdict(int)
     books = list(books)
-    for k, acc in enumerate(shards):
-        errors += [f"shard {k}: {e}" for e in _sum_errors(acc.balances)]
-        errors += [f"shard {k}: {e}" for e in hold_errors(acc, books)]
+    for acc in shards:
+        prefix = f"accounts-{acc.shard}: " if several else ""
+        for error in balance_errors(acc.balances):
+            # one shard's half of a trade may round below what the other half makes up
+            if not (several and error.startswith("negative rounding")):
+                errors.append(prefix + error)
+        for error in hold_errors(acc, books):
+            if not any(f"('{s}'," in error for s in unsettled):
+                errors.append(prefix + error)
         for key, amount in acc.balances.items():
             merged[key] += amount
-    errors += balance_errors(merged)
-    errors += [
-        f"{account} {asset} sums to {amount} across shards"
-        for (account, asset), amount in merged.items()
-        if amount and account.startswith("clearing:")
-    ]
+    if several:
+        for (account, asset), amount in sorted(merged.items()):
+            market = account.removeprefix("clearing:")
+            if amount and market != account and market not in unsettled:
+                errors.append(f"{account} {asset} sums to {amount} across shards")
+            if account == "rounding" and amount < 0 and not unsettled:
+                errors.append(f"negative rounding {asset} = {amount} across shards")
     return errors
 
 

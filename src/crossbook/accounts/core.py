@@ -77,7 +77,7 @@ from crossbook.domain.ledger import (
     external,
 )
 from crossbook.domain.markets import Asset, Market
-from crossbook.domain.sharding import check_shard
+from crossbook.domain.sharding import check_shard, global_seq, shard_of
 
 MILLION = 1_000_000
 BUY = Side.BUY
@@ -251,7 +251,7 @@ class Accounts:
             key = (p.account, p.asset)
             balances[key] = balances.get(key, 0) + p.amount
         self.tx_seq += 1
-        tx_id = self.tx_seq * self.shards + self.shard
+        tx_id = global_seq(self.tx_seq, self.shard, self.shards)
         out.append(TransactionPosted(seq, ts, tx_id, type_, ref, tuple(postings)))
 
     def _move(
@@ -290,12 +290,12 @@ class Accounts:
         # a withdrawal is settled or cancelled by its id, where it is held
         if type(command) not in _BY_WITHDRAWAL_ID:
             user = command.user if type(command) in _USER_COMMANDS else command.owner  # type: ignore[union-attr]
-            if user % shards != self.shard:
+            if shard_of(user, shards) != self.shard:
                 return self._wrong_shard(command)
         result = self._handlers[type(command)](command)
         if result.forward is not None:
             result.forward = msgspec.structs.replace(
-                result.forward, seq=command.seq * shards + self.shard
+                result.forward, seq=global_seq(command.seq, self.shard, shards)
             )
         return result
 
@@ -320,7 +320,7 @@ class Accounts:
 
     def _order_id(self, c: PlaceOrder) -> int:
         """A new order's id: the one given, else the global seq of its command."""
-        return c.order_id or c.seq * self.shards + self.shard
+        return c.order_id or global_seq(c.seq, self.shard, self.shards)
 
     def _forward(self, c: CancelOrder | CancelAll) -> Outcome:
         return Outcome(forward=c)
@@ -446,7 +446,7 @@ class Accounts:
         shards = self.shards
         for e in events:
             t = type(e)
-            if shards > 1 and not self._concerns(e, t):
+            if shards > 1 and not self.concerns(e):
                 continue
             out.append(e)
             if t is OrderFilled:
@@ -461,10 +461,10 @@ class Accounts:
 
     def concerns(self, e: Event) -> bool:
         """Whether an engine event is about one of this shard's users."""
-        return self.shards == 1 or self._concerns(e, type(e))
-
-    def _concerns(self, e: Event, t: type) -> bool:
         shards, shard = self.shards, self.shard
+        if shards == 1:
+            return True
+        t = type(e)
         if t is OrderFilled:
             f: OrderFilled = e  # type: ignore[assignment]
             return f.taker_owner % shards == shard or f.maker_owner % shards == shard

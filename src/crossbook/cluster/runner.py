@@ -226,9 +226,14 @@ def shard_error(shard: int, config: ExchangeConfig) -> str | None:
     return f"shard {shard} does not exist: the deployment has {shards} (0..{shards - 1})"
 
 
-def _refuse(error: str) -> int:
-    print(error, file=sys.stderr)
-    return 2
+def config_of_shard(data_dir: Path, shard: int) -> ExchangeConfig | None:
+    """The deployment's configuration, or ``None`` (said on stderr) if ``shard`` is not
+    one of its accounts shards."""
+    config = load_config(data_dir).exchange
+    if error := shard_error(shard, config):
+        print(error, file=sys.stderr)
+        return None
+    return config
 
 
 def run_accounts(
@@ -241,9 +246,9 @@ def run_accounts(
     metrics_port: int | None = None,
     lease_ttl: float | None = None,
 ) -> int:
-    config = load_config(data_dir).exchange
-    if error := shard_error(shard, config):
-        return _refuse(error)
+    config = config_of_shard(data_dir, shard)
+    if config is None:
+        return 2
     lease = None
     if lease_ttl is not None:
         lease = LeaseSettings(nats_url, accounts_log(shard), lease_ttl, replicas)
@@ -299,9 +304,9 @@ def run_ledger_writer(
 ) -> int:
     from crossbook.cluster.ledger import LedgerWriterService
 
-    config = load_config(data_dir).exchange
-    if error := shard_error(shard, config):
-        return _refuse(error)
+    config = config_of_shard(data_dir, shard)
+    if config is None:
+        return 2
 
     async def main() -> int:
         nc = await _connect(nats_url)
@@ -323,9 +328,9 @@ def run_marketdata(
 ) -> int:
     from crossbook.cluster.marketdata import MarketDataService
 
-    config = load_config(data_dir).exchange
-    if error := shard_error(shard, config):
-        return _refuse(error)
+    config = config_of_shard(data_dir, shard)
+    if config is None:
+        return 2
 
     async def main() -> int:
         service = MarketDataService(

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from crossbook.domain.sharding import shard_of
 from crossbook.engine.book import OrderBook
 from crossbook.engine.sources import MultiSourceEngine
 from crossbook.exchange.core import ExchangeConfig
@@ -44,7 +45,7 @@ class ShardedAccounts:
 
     def of(self, user: int) -> Any:
         """The :class:`~crossbook.accounts.core.Accounts` of ``user``'s shard."""
-        return self.machines[user % len(self.machines)].accounts
+        return self.machines[shard_of(user, len(self.machines))].accounts
 
     def available(self, user: int, asset: str) -> int:
         return int(self.of(user).available(user, asset))
@@ -87,7 +88,7 @@ class ShardedView:
         if user is None:
             user = getattr(command, "user", None)
         if user is not None:
-            return int(user) % len(self.machines)
+            return shard_of(int(user), len(self.machines))
         withdrawal = getattr(command, "withdrawal_id", None)
         for k, machine in enumerate(self.machines):
             if withdrawal in machine.accounts.withdrawals:

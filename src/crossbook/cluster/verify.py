@@ -25,7 +25,7 @@ from typing import Any
 
 from nats.aio.client import Client as NATS
 
-from crossbook.accounts.checks import balance_errors, hold_errors, transaction_errors
+from crossbook.accounts.checks import sharded_ledger_errors, transaction_errors
 from crossbook.bus.jetstream import JetStreamLog
 from crossbook.cluster.boot import load_boot_snapshot, load_sharded_boot_snapshot
 from crossbook.cluster.sharded_runtime import in_engine_order
@@ -33,6 +33,7 @@ from crossbook.cluster.sharded_view import ShardedView
 from crossbook.cluster.topology import accounts_log, engine_log, orders_log
 from crossbook.cluster.view import ExchangeView
 from crossbook.domain.codec import command_decoder, command_encoder
+from crossbook.domain.sharding import source_of
 from crossbook.engine.sources import MultiSourceEngine
 from crossbook.exchange.core import ExchangeConfig
 from crossbook.exchange.split import AccountsMachine
@@ -93,7 +94,7 @@ async def replay_deployment(
             if events is None:
                 errors.append(f"{command.market}: the engine log holds command {command.seq} twice")
                 return []
-            ran[command.seq % shards].append(command.seq)
+            ran[source_of(command.seq, shards)[0]].append(command.seq)
             return events
 
         name = engine_log(symbol)
@@ -127,7 +128,10 @@ async def replay_deployment(
         s for s, done in complete.items()
         if done and all(m.engine_seqs[s] == engines[s].position for m in machines)
     ]  # fmt: skip
-    errors += _ledger_errors(machines, engines, settled, everything=len(settled) == len(engines))
+    books = [engines[s].engine.books[s] for s in settled]
+    unsettled = [s for s in engines if s not in settled]
+    accounts = [m.accounts for m in machines]
+    errors += sharded_ledger_errors(accounts, books, unsettled=unsettled)
     return errors, machines
 
 
@@ -160,41 +164,6 @@ def _shard_errors(
                 f"{symbol}: accounts-{shard} forwarded {len(forwarded[symbol])} commands, "
                 f"{orders_log(symbol, shard)} holds {len(seqs)} (or others)"
             )
-    return errors
-
-
-def _ledger_errors(
-    machines: list[AccountsMachine],
-    engines: dict[str, MultiSourceEngine],
-    settled: list[str],
-    *,
-    everything: bool,
-) -> list[str]:
-    """The ledger invariants over all shards; holds and clearing of settled markets."""
-    errors: list[str] = []
-    merged: dict[tuple[str, str], int] = defaultdict(int)
-    books = [engines[s].engine.books[s] for s in settled]
-    unsettled = [s for s in engines if s not in settled]
-    for machine in machines:
-        acc = machine.accounts
-        prefix = f"accounts-{machine.shard}: " if len(machines) > 1 else ""
-        for error in balance_errors(acc.balances):
-            # a shard's rounding may dip below zero until the other half of a trade is in
-            if len(machines) > 1 and error.startswith("negative rounding"):
-                continue
-            errors.append(prefix + error)
-        for error in hold_errors(acc, books):
-            # a hold of a market still in flight is checked once it has settled
-            if not any(f"('{s}'," in error for s in unsettled):
-                errors.append(prefix + error)
-        for key, amount in acc.balances.items():
-            merged[key] += amount
-    if len(machines) > 1:
-        for (account, asset), amount in sorted(merged.items()):
-            if account.startswith("clearing:") and amount and account[9:] in settled:
-                errors.append(f"{account} {asset} sums to {amount} across shards")
-            if account == "rounding" and amount < 0 and everything:
-                errors.append(f"negative rounding {asset} = {amount} across shards")
     return errors
 
 

@@ -23,6 +23,7 @@ import msgspec
 from crossbook.domain.commands import Command
 from crossbook.domain.events import Event
 from crossbook.domain.markets import Market
+from crossbook.domain.sharding import source_of
 from crossbook.engine.matching import MatchingEngine
 
 SNAPSHOT_VERSION = 1
@@ -58,7 +59,7 @@ class MultiSourceEngine:
     def run(self, command: Command) -> list[Event] | None:
         """Run one forwarded command: its events, or ``None`` for a redelivery."""
         seq = command.seq
-        shard = seq % self.shards
+        shard, _ = source_of(seq, self.shards)
         if seq <= self.applied[shard]:
             return None
         self.applied[shard] = seq
